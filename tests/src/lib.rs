@@ -1,0 +1,1 @@
+//! testenv: a Kubernetes-API-compatible server over HTTPS on loopback.
