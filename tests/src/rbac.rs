@@ -1,0 +1,983 @@
+//! RBAC authorization as kube-apiserver evaluates it (`plugin/pkg/auth/authorizer/rbac`):
+//! bindings resolved to policy rules, ClusterRole aggregation applied at evaluation time,
+//! the 403 texts of `responsewriters.Forbidden`, SelfSubjectRulesReview status, and the
+//! bootstrap roles and bindings that matter to a fresh cluster. Pure: objects come in as JSON.
+
+use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
+use std::ops::ControlFlow;
+
+/// The authenticated identity of a request (Kubernetes' `user.Info`, without UID and extra).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserInfo {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl UserInfo {
+    /// The identity kube-apiserver gives a ServiceAccount token: the username and the three
+    /// groups its authenticator adds (`system:serviceaccounts[:ns]`, `system:authenticated`).
+    pub fn service_account(namespace: &str, name: &str) -> Self {
+        UserInfo {
+            name: format!("system:serviceaccount:{namespace}:{name}"),
+            groups: vec![
+                "system:serviceaccounts".to_string(),
+                format!("system:serviceaccounts:{namespace}"),
+                AUTHENTICATED.to_string(),
+            ],
+        }
+    }
+}
+
+/// Kubernetes' `authorizer.Attributes`. For `namespaces/{name}` requests kube-apiserver sets
+/// `namespace` to the name too, which changes the 403 text to "in the namespace".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attributes {
+    pub verb: String,
+    pub api_group: String,
+    pub resource: String,
+    pub subresource: String,
+    pub name: String,
+    pub namespace: String,
+    pub path: String,
+    pub resource_request: bool,
+}
+
+/// Where the RBAC objects live (`rbac.authorization.k8s.io/v1` JSON).
+pub trait RbacSource {
+    fn cluster_roles(&self) -> Vec<Value>;
+    fn cluster_role_bindings(&self) -> Vec<Value>;
+    fn roles(&self, namespace: &str) -> Vec<Value>;
+    fn role_bindings(&self, namespace: &str) -> Vec<Value>;
+}
+
+/// An authorization outcome with the reason kube-apiserver appends to a 403 message: empty,
+/// or `RBAC: <resolution errors>` when a binding's role could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+const PRIVILEGED_GROUP: &str = "system:masters";
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+const AUTHENTICATED: &str = "system:authenticated";
+
+/// Whether RBAC (behind kube-apiserver's `system:masters` short-circuit) allows the request.
+pub fn authorize(user: &UserInfo, attrs: &Attributes, src: &dyn RbacSource) -> bool {
+    decide(user, attrs, src).allowed
+}
+
+/// [`authorize`] plus the reason text a denial carries.
+pub fn decide(user: &UserInfo, attrs: &Attributes, src: &dyn RbacSource) -> Decision {
+    // kube-apiserver puts a privileged-group authorizer before RBAC, so members of
+    // system:masters are allowed even when no binding exists.
+    if user.groups.iter().any(|g| g == PRIVILEGED_GROUP) {
+        return Decision {
+            allowed: true,
+            reason: String::new(),
+        };
+    }
+    let resolver = Resolver::new(src);
+    let mut errors = Vec::new();
+    let allowed = resolver.visit(user, &attrs.namespace, &mut |item| match item {
+        Ok(rule) if rule_allows(attrs, rule) => ControlFlow::Break(()),
+        Ok(_) => ControlFlow::Continue(()),
+        Err(e) => {
+            errors.push(e);
+            ControlFlow::Continue(())
+        }
+    });
+    let reason = if allowed || errors.is_empty() {
+        String::new()
+    } else {
+        format!("RBAC: {}", aggregate_errors(&errors))
+    };
+    Decision { allowed, reason }
+}
+
+/// The `message` of the 403 Status kube-apiserver returns for a denied request.
+pub fn forbidden_message(user: &UserInfo, attrs: &Attributes) -> String {
+    forbidden_message_with_reason(user, attrs, "")
+}
+
+/// [`forbidden_message`] with the authorizer's reason (see [`Decision::reason`]) appended.
+pub fn forbidden_message_with_reason(user: &UserInfo, attrs: &Attributes, reason: &str) -> String {
+    let mut msg = sanitize(&authorizer_message(user, attrs));
+    if !reason.is_empty() {
+        msg = format!("{msg}: {reason}");
+    }
+    // apierrors.NewForbidden(GroupResource{group, resource}, name, msg)
+    let resource = qualified_resource(attrs);
+    if attrs.api_group.is_empty() && attrs.resource.is_empty() {
+        format!("forbidden: {msg}")
+    } else if attrs.name.is_empty() {
+        format!("{resource} is forbidden: {msg}")
+    } else {
+        format!("{resource} {} is forbidden: {msg}", go_quote(&attrs.name))
+    }
+}
+
+/// The whole 403 `Status` object, as `responsewriters.Forbidden` serialises it.
+pub fn forbidden_status(user: &UserInfo, attrs: &Attributes, reason: &str) -> Value {
+    let fields = [
+        ("name", &attrs.name),
+        ("group", &attrs.api_group),
+        ("kind", &attrs.resource),
+    ];
+    let details: Map<String, Value> = fields
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| (key.to_string(), json!(value)))
+        .collect();
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": forbidden_message_with_reason(user, attrs, reason), "reason": "Forbidden",
+           "details": details, "code": 403})
+}
+
+/// The `status` of a SelfSubjectRulesReview for `user` in `namespace` (RBAC's `RulesFor`).
+pub fn rules_review(user: &UserInfo, namespace: &str, src: &dyn RbacSource) -> Value {
+    let resolver = Resolver::new(src);
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    let mut errors = Vec::new();
+    resolver.visit(user, namespace, &mut |item| {
+        let rule = match item {
+            Ok(rule) => rule,
+            Err(e) => {
+                errors.push(e);
+                return ControlFlow::Continue(());
+            }
+        };
+        if rule.get("resources").is_some() {
+            let mut resource_rule = rule.clone();
+            if let Some(fields) = resource_rule.as_object_mut() {
+                fields.remove("nonResourceURLs");
+            }
+            resource_rules.push(resource_rule);
+        }
+        if let Some(urls) = rule.get("nonResourceURLs") {
+            non_resource_rules.push(json!({"verbs": rule["verbs"], "nonResourceURLs": urls}));
+        }
+        ControlFlow::Continue(())
+    });
+    let mut status = json!({"resourceRules": resource_rules,
+        "nonResourceRules": non_resource_rules, "incomplete": false});
+    if !errors.is_empty() {
+        status["evaluationError"] = Value::String(aggregate_errors(&errors));
+    }
+    status
+}
+
+/// The rules the ClusterRole aggregation controller would write into the ClusterRole `name`
+/// (None when it has no `aggregationRule` or does not exist), for servers that store them.
+pub fn aggregated_rules(name: &str, cluster_roles: &[Value]) -> Option<Vec<Value>> {
+    let role = cluster_roles.iter().find(|r| meta_str(r, "name") == name)?;
+    if is_null(role.get("aggregationRule")) {
+        return None;
+    }
+    Some(effective_rules(role, cluster_roles, &mut Vec::new()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule resolution (pkg/registry/rbac/validation/rule.go)
+
+/// A rule reduced to its non-empty lists, so that rules Kubernetes deems equal (a missing
+/// list and an empty one alike) compare equal here.
+fn normalize(rule: &Value) -> Value {
+    let keys = [
+        "verbs",
+        "apiGroups",
+        "resources",
+        "resourceNames",
+        "nonResourceURLs",
+    ];
+    let lists = keys.map(|k| (k.to_string(), strings(rule.get(k))));
+    let kept = lists.into_iter().filter(|(_, l)| !l.is_empty());
+    Value::Object(kept.map(|(k, l)| (k, json!(l))).collect())
+}
+
+/// Whether any string in `rule[key]` satisfies `pred`.
+fn any(rule: &Value, key: &str, pred: impl Fn(&str) -> bool) -> bool {
+    array(rule.get(key))
+        .iter()
+        .filter_map(Value::as_str)
+        .any(pred)
+}
+
+struct Resolver<'a> {
+    src: &'a dyn RbacSource,
+    // Fetched once: aggregation needs every ClusterRole to evaluate label selectors.
+    cluster_roles: Vec<Value>,
+}
+
+type Visitor<'v> = dyn FnMut(Result<&Value, String>) -> ControlFlow<()> + 'v;
+
+impl<'a> Resolver<'a> {
+    fn new(src: &'a dyn RbacSource) -> Self {
+        let cluster_roles = src.cluster_roles();
+        Resolver { src, cluster_roles }
+    }
+
+    /// Feeds `visitor` every rule bound to `user` (ClusterRoleBindings, then the namespace's
+    /// RoleBindings) and every resolution error; true when the visitor stopped early.
+    fn visit(&self, user: &UserInfo, namespace: &str, visitor: &mut Visitor<'_>) -> bool {
+        let cluster_wide = self
+            .src
+            .cluster_role_bindings()
+            .into_iter()
+            .map(|b| (b, ""));
+        let local = match namespace {
+            "" => Vec::new(),
+            ns => self.src.role_bindings(ns),
+        };
+        let mut all = cluster_wide.chain(local.into_iter().map(|b| (b, namespace)));
+        all.any(|(binding, ns)| self.visit_binding(user, &binding, ns, visitor).is_break())
+    }
+
+    fn visit_binding(
+        &self,
+        user: &UserInfo,
+        binding: &Value,
+        namespace: &str,
+        visitor: &mut Visitor<'_>,
+    ) -> ControlFlow<()> {
+        let subjects = binding.get("subjects").and_then(Value::as_array);
+        if !subjects.is_some_and(|s| s.iter().any(|s| applies_to_user(user, s, namespace))) {
+            return ControlFlow::Continue(());
+        }
+        match self.role_ref_rules(binding.get("roleRef").unwrap_or(&Value::Null), namespace) {
+            Ok(rules) => rules.iter().try_for_each(|rule| visitor(Ok(rule))),
+            Err(e) => visitor(Err(e)),
+        }
+    }
+
+    fn role_ref_rules(&self, role_ref: &Value, namespace: &str) -> Result<Vec<Value>, String> {
+        let name = str_at(role_ref, "name");
+        let named = |list: &[Value]| list.iter().find(|r| meta_str(r, "name") == name).cloned();
+        let all = &self.cluster_roles;
+        let (rules, resource) = match str_at(role_ref, "kind") {
+            "Role" => (
+                named(&self.src.roles(namespace)).map(|r| literal_rules(&r)),
+                "role",
+            ),
+            "ClusterRole" => {
+                let role = named(all).map(|r| effective_rules(&r, all, &mut Vec::new()));
+                (role, "clusterrole")
+            }
+            kind => {
+                return Err(format!(
+                    "unsupported role reference kind: {}",
+                    go_quote(kind)
+                ));
+            }
+        };
+        rules.ok_or_else(|| format!("{resource}.{RBAC_GROUP} {} not found", go_quote(name)))
+    }
+}
+
+/// A ClusterRole's rules; for an aggregated role the union (in name order, de-duplicated)
+/// of the rules of every other ClusterRole its selectors match, as the controller writes.
+fn effective_rules(role: &Value, all: &[Value], stack: &mut Vec<String>) -> Vec<Value> {
+    let name = meta_str(role, "name");
+    let aggregation = role.get("aggregationRule");
+    // A cycle falls back to stored rules, which is where the real controller settles too.
+    if is_null(aggregation) || stack.iter().any(|s| s == name) {
+        return literal_rules(role);
+    }
+    stack.push(name.to_string());
+    let mut out: Vec<Value> = Vec::new();
+    let selectors = aggregation.and_then(|a| a.get("clusterRoleSelectors"));
+    for selector in array(selectors) {
+        let selected = |r: &&Value| selector_matches(selector, r.pointer("/metadata/labels"));
+        let mut matched: Vec<&Value> = all.iter().filter(|r| selected(r) == Some(true)).collect();
+        matched.sort_by(|a, b| meta_str(a, "name").cmp(meta_str(b, "name")));
+        for other in matched {
+            if meta_str(other, "name") == name {
+                continue;
+            }
+            for rule in effective_rules(other, all, stack) {
+                if !out.contains(&rule) {
+                    out.push(rule);
+                }
+            }
+        }
+    }
+    stack.pop();
+    out
+}
+
+fn literal_rules(role: &Value) -> Vec<Value> {
+    array(role.get("rules")).iter().map(normalize).collect()
+}
+
+/// `metav1.LabelSelectorAsSelector` + `Matches`; None for a selector it would reject.
+fn selector_matches(selector: &Value, labels: Option<&Value>) -> Option<bool> {
+    let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    let mut all = true;
+    if let Some(match_labels) = selector.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in match_labels {
+            all &= label(k) == Some(v.as_str()?);
+        }
+    }
+    for expr in array(selector.get("matchExpressions")) {
+        let key = str_at(expr, "key");
+        let values = strings(expr.get("values"));
+        let matched = match (str_at(expr, "operator"), values.is_empty()) {
+            ("In", false) => label(key).is_some_and(|l| values.iter().any(|v| v == l)),
+            ("NotIn", false) => !label(key).is_some_and(|l| values.iter().any(|v| v == l)),
+            ("Exists", true) => label(key).is_some(),
+            ("DoesNotExist", true) => label(key).is_none(),
+            _ => return None,
+        };
+        all &= matched;
+    }
+    Some(all)
+}
+
+fn applies_to_user(user: &UserInfo, subject: &Value, namespace: &str) -> bool {
+    let name = str_at(subject, "name");
+    match str_at(subject, "kind") {
+        "User" => user.name == name,
+        "Group" => user.groups.iter().any(|g| g == name),
+        "ServiceAccount" => {
+            // An unqualified ServiceAccount subject of a RoleBinding means one in its namespace.
+            let sa_namespace = match str_at(subject, "namespace") {
+                "" => namespace,
+                ns => ns,
+            };
+            !sa_namespace.is_empty()
+                && user.name == format!("system:serviceaccount:{sa_namespace}:{name}")
+        }
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule matching (pkg/apis/rbac/v1/evaluation_helpers.go)
+
+fn rule_allows(attrs: &Attributes, rule: &Value) -> bool {
+    if !any(rule, "verbs", |v| v == "*" || v == attrs.verb) {
+        return false;
+    }
+    if !attrs.resource_request {
+        let path = attrs.path.as_str();
+        let prefix = |u: &str| {
+            u.strip_suffix('*')
+                .is_some_and(|p| path.starts_with(p.trim_end_matches('*')))
+        };
+        return any(rule, "nonResourceURLs", |u| {
+            u == "*" || u == path || prefix(u)
+        });
+    }
+    let (resource, sub) = (&attrs.resource, attrs.subresource.as_str());
+    let combined = if sub.is_empty() {
+        resource.clone()
+    } else {
+        format!("{resource}/{sub}")
+    };
+    any(rule, "apiGroups", |g| g == "*" || g == attrs.api_group)
+        // "*/scale" matches any resource's scale subresource; "pods/*" is not a form
+        // Kubernetes understands, so it is deliberately not matched here either.
+        && any(rule, "resources", |r| {
+            r == "*" || r == combined || (!sub.is_empty() && r.strip_prefix("*/") == Some(sub))
+        })
+        && (rule.get("resourceNames").is_none() || any(rule, "resourceNames", |n| n == attrs.name))
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages (staging/.../endpoints/handlers/responsewriters/errors.go)
+
+fn authorizer_message(user: &UserInfo, attrs: &Attributes) -> String {
+    let user_name = go_quote(&user.name);
+    if !attrs.resource_request {
+        let path = go_quote(&attrs.path);
+        return format!("User {user_name} cannot {} path {path}", attrs.verb);
+    }
+    let mut resource = attrs.resource.clone();
+    if !attrs.subresource.is_empty() {
+        resource = format!("{resource}/{}", attrs.subresource);
+    }
+    let (resource, group) = (go_quote(&resource), go_quote(&attrs.api_group));
+    let verb = &attrs.verb;
+    if attrs.namespace.is_empty() {
+        format!(
+            "User {user_name} cannot {verb} resource {resource} in API group {group} at the cluster scope"
+        )
+    } else {
+        let ns = go_quote(&attrs.namespace);
+        format!(
+            "User {user_name} cannot {verb} resource {resource} in API group {group} in the namespace {ns}"
+        )
+    }
+}
+
+fn qualified_resource(attrs: &Attributes) -> String {
+    if attrs.api_group.is_empty() {
+        attrs.resource.clone()
+    } else {
+        format!("{}.{}", attrs.resource, attrs.api_group)
+    }
+}
+
+/// kube-apiserver escapes these so that an error body never looks like HTML.
+fn sanitize(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Go's `%q` (strconv.Quote), which every quoted name in these messages goes through.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `utilerrors.NewAggregate(errs).Error()`: one message bare, several de-duplicated in brackets.
+fn aggregate_errors(errors: &[String]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for e in errors {
+        if !seen.contains(&e.as_str()) {
+            seen.push(e);
+        }
+    }
+    match seen.as_slice() {
+        [one] => one.to_string(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Bootstrap policy (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go)
+
+/// The bootstrap ClusterRoles. `=name label...` starts a role: `aggregate-to-x` labels stand
+/// for `rbac.authorization.k8s.io/aggregate-to-x: "true"` and `>aggregate-to-x` makes the role
+/// aggregate the roles so labelled. Every other line is one rule in [`rule`]'s notation.
+const BOOTSTRAP_ROLES: &str = "
+=cluster-admin
+* ; * ; *
+* ; *
+=system:discovery
+get ; /livez /readyz /healthz /version /version/ /openapi /openapi/* /api /api/* /apis /apis/*
+=system:basic-user
+create ; authorization.k8s.io ; selfsubjectaccessreviews selfsubjectrulesreviews
+create ; authentication.k8s.io ; selfsubjectreviews
+=system:public-info-viewer
+get ; /livez /readyz /healthz /version /version/
+=admin >aggregate-to-admin
+=edit aggregate-to-admin >aggregate-to-edit
+=view aggregate-to-edit >aggregate-to-view
+=system:aggregate-to-admin aggregate-to-admin
+create ; authorization.k8s.io ; localsubjectaccessreviews
+R W ; rbac.authorization.k8s.io ; roles rolebindings
+=system:aggregate-to-edit aggregate-to-edit
+R ; - ; pods/attach pods/proxy pods/exec pods/portforward secrets services/proxy
+impersonate ; - ; serviceaccounts
+W ; - ; pods pods/attach pods/proxy pods/exec pods/portforward
+create ; - ; pods/eviction
+W ; - ; replicationcontrollers replicationcontrollers/scale serviceaccounts services services/proxy persistentvolumeclaims configmaps secrets events
+create ; - ; serviceaccounts/token
+W ; apps ; statefulsets statefulsets/scale daemonsets deployments deployments/scale deployments/rollback replicasets replicasets/scale
+W ; autoscaling ; horizontalpodautoscalers
+W ; batch ; jobs cronjobs
+W ; policy ; poddisruptionbudgets
+W ; networking.k8s.io ; networkpolicies ingresses
+W ; coordination.k8s.io ; leases
+=system:aggregate-to-view aggregate-to-view
+R ; - ; pods replicationcontrollers replicationcontrollers/scale serviceaccounts services services/status endpoints persistentvolumeclaims persistentvolumeclaims/status configmaps
+R ; - ; limitranges resourcequotas bindings events pods/status resourcequotas/status namespaces/status replicationcontrollers/status pods/log
+R ; - ; namespaces
+R ; discovery.k8s.io ; endpointslices
+R ; apps ; controllerrevisions statefulsets statefulsets/status statefulsets/scale daemonsets daemonsets/status deployments deployments/status deployments/scale replicasets replicasets/status replicasets/scale
+R ; autoscaling ; horizontalpodautoscalers horizontalpodautoscalers/status
+R ; batch ; jobs cronjobs cronjobs/status jobs/status
+R ; policy ; poddisruptionbudgets poddisruptionbudgets/status
+R ; networking.k8s.io ; networkpolicies ingresses ingresses/status
+R ; coordination.k8s.io ; leases
+";
+
+/// A PolicyRule from `verbs ; apiGroups ; resources [; resourceNames]` or `verbs ; URLs`,
+/// each a space-separated list (`-` is the core group, `R`/`W` the read/write verbs), with
+/// every list sorted as `rbacv1helpers.NewRule(...).RuleOrDie()` leaves it.
+fn rule(spec: &str) -> Value {
+    let list = |field: &str| {
+        let field = format!(" {field} ").replace(" R ", " get list watch ");
+        let field = field.replace(" W ", " create delete deletecollection patch update ");
+        let mut words: Vec<&str> = field.split_whitespace().collect();
+        words.sort_unstable();
+        json!(
+            words
+                .iter()
+                .map(|w| if *w == "-" { "" } else { w })
+                .collect::<Vec<_>>()
+        )
+    };
+    let lists: Vec<Value> = spec.split(';').map(list).collect();
+    let keys = match lists.len() {
+        2 => &["verbs", "nonResourceURLs"][..],
+        _ => &["verbs", "apiGroups", "resources", "resourceNames"],
+    };
+    Value::Object(keys.iter().map(|k| k.to_string()).zip(lists).collect())
+}
+
+fn bootstrap_metadata(name: &str, labels: Map<String, Value>) -> Value {
+    let mut labels = labels;
+    labels.insert("kubernetes.io/bootstrapping".into(), json!("rbac-defaults"));
+    let annotations = json!({"rbac.authorization.kubernetes.io/autoupdate": "true"});
+    json!({"name": name, "labels": labels, "annotations": annotations})
+}
+
+/// The default ClusterRoles of a fresh cluster that matter to users, with the rules of the
+/// aggregated `admin`/`edit`/`view` already filled in as the aggregation controller would.
+pub fn bootstrap_cluster_roles() -> Vec<Value> {
+    let mut roles: Vec<Value> = Vec::new();
+    for line in BOOTSTRAP_ROLES.lines().filter(|l| !l.is_empty()) {
+        let Some(header) = line.strip_prefix('=') else {
+            if let Some(rules) = roles.last_mut().and_then(|r| r["rules"].as_array_mut()) {
+                rules.push(rule(line));
+            }
+            continue;
+        };
+        let mut words = header.split_whitespace();
+        let name = words.next().unwrap_or_default();
+        let (mut labels, mut aggregation) = (Map::new(), Value::Null);
+        for word in words {
+            match word.strip_prefix('>') {
+                Some(short) => {
+                    let selector =
+                        json!({"matchLabels": {format!("{RBAC_GROUP}/{short}"): "true"}});
+                    aggregation = json!({"clusterRoleSelectors": [selector]});
+                }
+                None => {
+                    labels.insert(format!("{RBAC_GROUP}/{word}"), json!("true"));
+                }
+            }
+        }
+        let mut role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": bootstrap_metadata(name, labels), "rules": []});
+        if !aggregation.is_null() {
+            role["aggregationRule"] = aggregation;
+        }
+        roles.push(role);
+    }
+    let snapshot = roles.clone();
+    for role in &mut roles {
+        if let Some(rules) = aggregated_rules(meta_str(role, "name"), &snapshot) {
+            role["rules"] = Value::Array(rules);
+        }
+    }
+    roles
+}
+
+/// The default ClusterRoleBindings matching [`bootstrap_cluster_roles`].
+pub fn bootstrap_cluster_role_bindings() -> Vec<Value> {
+    let binding = |name: &str, groups: &[&str]| {
+        let subjects: Vec<Value> = groups
+            .iter()
+            .map(|g| json!({"apiGroup": RBAC_GROUP, "kind": "Group", "name": g}))
+            .collect();
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": bootstrap_metadata(name, Map::new()),
+               "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
+               "subjects": subjects})
+    };
+    vec![
+        binding("cluster-admin", &[PRIVILEGED_GROUP]),
+        binding("system:discovery", &[AUTHENTICATED]),
+        binding("system:basic-user", &[AUTHENTICATED]),
+        binding(
+            "system:public-info-viewer",
+            &[AUTHENTICATED, "system:unauthenticated"],
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON helpers
+
+fn is_null(v: Option<&Value>) -> bool {
+    v.is_none_or(Value::is_null)
+}
+
+fn str_at<'v>(v: &'v Value, key: &str) -> &'v str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn meta_str<'v>(v: &'v Value, key: &str) -> &'v str {
+    v.get("metadata").map_or("", |m| str_at(m, key))
+}
+
+fn array(v: Option<&Value>) -> &[Value] {
+    v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    array(v)
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Objects in one list; namespaced ones are found by kind and namespace.
+    #[derive(Default)]
+    struct Mem(Vec<Value>);
+
+    impl Mem {
+        fn bootstrap() -> Self {
+            Mem([bootstrap_cluster_roles(), bootstrap_cluster_role_bindings()].concat())
+        }
+        fn of(&self, kind: &str, ns: &str) -> Vec<Value> {
+            let matching = |o: &&Value| o["kind"] == kind && meta_str(o, "namespace") == ns;
+            self.0.iter().filter(matching).cloned().collect()
+        }
+        fn find(&mut self, name: &str) -> &mut Value {
+            let found = self.0.iter_mut().find(|o| meta_str(o, "name") == name);
+            found.unwrap()
+        }
+        fn add(&mut self, object: Value) {
+            self.0.push(object);
+        }
+    }
+
+    impl RbacSource for Mem {
+        fn cluster_roles(&self) -> Vec<Value> {
+            self.of("ClusterRole", "")
+        }
+        fn cluster_role_bindings(&self) -> Vec<Value> {
+            self.of("ClusterRoleBinding", "")
+        }
+        fn roles(&self, ns: &str) -> Vec<Value> {
+            self.of("Role", ns)
+        }
+        fn role_bindings(&self, ns: &str) -> Vec<Value> {
+            self.of("RoleBinding", ns)
+        }
+    }
+
+    /// A Role in `ns`, or a ClusterRole when `ns` is empty; `labels` are `key=value`.
+    fn role(ns: &str, name: &str, labels: &[&str], rules: &[&str]) -> Value {
+        let kind = if ns.is_empty() { "ClusterRole" } else { "Role" };
+        let labels = labels.iter().filter_map(|l| l.split_once('='));
+        let labels: Map<String, Value> = labels.map(|(k, v)| (k.into(), json!(v))).collect();
+        let rules: Vec<Value> = rules.iter().map(|r| rule(r)).collect();
+        json!({"kind": kind, "metadata": {"name": name, "namespace": ns, "labels": labels},
+               "rules": rules})
+    }
+
+    /// A RoleBinding in `ns` (ClusterRoleBinding if empty) of `Kind/name` to `Kind:name`,
+    /// where a ServiceAccount name may be `namespace/name`.
+    fn binding(ns: &str, role_ref: &str, subject: &str) -> Value {
+        let kind = if ns.is_empty() {
+            "ClusterRoleBinding"
+        } else {
+            "RoleBinding"
+        };
+        let (ref_kind, ref_name) = role_ref.split_once('/').unwrap();
+        let (subject_kind, name) = subject.split_once(':').unwrap();
+        let mut subject = json!({"kind": subject_kind, "name": name});
+        if let Some((sa_ns, sa)) = name.split_once('/') {
+            subject = json!({"kind": subject_kind, "name": sa, "namespace": sa_ns});
+        }
+        json!({"kind": kind, "metadata": {"name": format!("{role_ref}-{subject}"), "namespace": ns},
+               "roleRef": {"apiGroup": RBAC_GROUP, "kind": ref_kind, "name": ref_name},
+               "subjects": [subject]})
+    }
+
+    /// `verb path` for a non-resource request, else `verb group resource[/sub] ns name`
+    /// with `-` for an empty field.
+    fn attrs(spec: &str) -> Attributes {
+        let f: Vec<&str> = spec
+            .split_whitespace()
+            .map(|w| if w == "-" { "" } else { w })
+            .collect();
+        if f[1].starts_with('/') {
+            let (verb, path) = (f[0].into(), f[1].into());
+            return Attributes {
+                verb,
+                path,
+                ..Attributes::default()
+            };
+        }
+        let (resource, subresource) = f[2].split_once('/').unwrap_or((f[2], ""));
+        Attributes {
+            verb: f[0].into(),
+            api_group: f[1].into(),
+            resource: resource.into(),
+            subresource: subresource.into(),
+            namespace: f[3].into(),
+            name: f[4].into(),
+            path: String::new(),
+            resource_request: true,
+        }
+    }
+
+    /// `name group...`
+    fn user(spec: &str) -> UserInfo {
+        let mut words = spec.split_whitespace().map(String::from);
+        let name = words.next().unwrap();
+        UserInfo {
+            name,
+            groups: words.collect(),
+        }
+    }
+
+    fn can(user: &UserInfo, spec: &str, src: &Mem) -> bool {
+        authorize(user, &attrs(spec), src)
+    }
+
+    fn denial(user: &UserInfo, spec: &str) -> String {
+        forbidden_message(user, &attrs(spec))
+    }
+
+    #[test]
+    fn system_masters_is_allowed_everything_even_without_bindings() {
+        let admin = user("kubernetes-admin system:masters system:authenticated");
+        let empty = Mem::default();
+        assert!(can(&admin, "delete apps deployments x y", &empty));
+        assert!(can(&admin, "get /metrics", &empty));
+        assert!(!can(
+            &user("bob system:authenticated"),
+            "get /metrics",
+            &empty
+        ));
+    }
+
+    #[test]
+    fn service_account_denied_for_missing_verb_then_granted() {
+        let sa = UserInfo::service_account("ns", "sa");
+        let mut src = Mem::bootstrap();
+        src.add(role("ns", "reader", &[], &["get ; - ; pods"]));
+        src.add(binding("ns", "Role/reader", "ServiceAccount:ns/sa"));
+        assert!(can(&sa, "get - pods ns p", &src));
+        assert!(!can(&sa, "list - pods ns -", &src));
+        assert!(!can(&sa, "get - pods other p", &src));
+        let expected = "pods is forbidden: User \"system:serviceaccount:ns:sa\" cannot list \
+                        resource \"pods\" in API group \"\" in the namespace \"ns\"";
+        assert_eq!(denial(&sa, "list - pods ns -"), expected);
+        src.find("reader")["rules"][0] = rule("get list ; - ; pods");
+        assert!(can(&sa, "list - pods ns -", &src));
+        // An unqualified ServiceAccount subject means one in the binding's namespace.
+        src.0.pop();
+        src.add(binding("ns", "Role/reader", "ServiceAccount:sa"));
+        assert!(can(&sa, "list - pods ns -", &src));
+    }
+
+    #[test]
+    fn resource_names_restrict_and_never_allow_create_or_list() {
+        let bob = user("bob");
+        let mut src = Mem::default();
+        src.add(role(
+            "ns",
+            "one",
+            &[],
+            &["get list create ; - ; configmaps ; a"],
+        ));
+        src.add(binding("ns", "Role/one", "User:bob"));
+        assert!(can(&bob, "get - configmaps ns a", &src));
+        assert!(!can(&bob, "get - configmaps ns b", &src));
+        assert!(!can(&bob, "list - configmaps ns -", &src));
+        assert!(!can(&bob, "create - configmaps ns -", &src));
+    }
+
+    #[test]
+    fn subresources_and_wildcards() {
+        let bob = user("bob devs");
+        let mut src = Mem::default();
+        let rules = [
+            "get ; - ; pods/log",
+            "update ; * ; */scale",
+            "* ; batch ; *",
+        ];
+        src.add(role(
+            "ns",
+            "r",
+            &[],
+            &[&rules[..], &["get ; - ; services/*"]].concat(),
+        ));
+        src.add(binding("ns", "Role/r", "Group:devs"));
+        assert!(can(&bob, "get - pods/log ns p", &src));
+        assert!(!can(&bob, "get - pods ns p", &src));
+        assert!(can(&bob, "update apps deployments/scale ns d", &src));
+        assert!(!can(&bob, "update apps deployments ns d", &src));
+        assert!(can(&bob, "deletecollection batch jobs/status ns -", &src));
+        // "resource/*" is not a Kubernetes form: it matches nothing.
+        assert!(!can(&bob, "get - services/proxy ns s", &src));
+        let expected = "pods \"p\" is forbidden: User \"bob\" cannot get resource \"pods/exec\" \
+                        in API group \"\" in the namespace \"ns\"";
+        assert_eq!(denial(&bob, "get - pods/exec ns p"), expected);
+    }
+
+    #[test]
+    fn role_binding_to_cluster_role_grants_only_in_its_namespace() {
+        let alice = user("alice system:authenticated");
+        let mut src = Mem::bootstrap();
+        src.add(binding("team", "ClusterRole/edit", "User:alice"));
+        assert!(can(&alice, "create apps deployments team -", &src));
+        assert!(can(&alice, "get - pods/log team p", &src));
+        assert!(!can(
+            &alice,
+            "create rbac.authorization.k8s.io rolebindings team -",
+            &src
+        ));
+        assert!(!can(&alice, "create apps deployments other -", &src));
+        assert!(!can(&alice, "list - pods - -", &src));
+        let expected = "namespaces is forbidden: User \"alice\" cannot list resource \
+                        \"namespaces\" in API group \"\" at the cluster scope";
+        assert_eq!(denial(&alice, "list - namespaces - -"), expected);
+    }
+
+    #[test]
+    fn non_resource_urls() {
+        let mut src = Mem::bootstrap();
+        let anonymous = user("system:anonymous system:unauthenticated");
+        let bob = user("bob system:authenticated");
+        assert!(can(&anonymous, "get /healthz", &src));
+        assert!(!can(&anonymous, "get /apis", &src));
+        assert!(can(&bob, "get /apis/apps/v1", &src));
+        assert!(!can(&bob, "get /metrics", &src));
+        assert!(!can(&bob, "post /version", &src));
+        src.add(role("", "m", &[], &["get ; /metrics /debug/*"]));
+        // A RoleBinding never grants non-resource URLs: those requests have no namespace.
+        src.add(binding("ns", "ClusterRole/m", "User:bob"));
+        assert!(!can(&bob, "get /metrics", &src));
+        src.add(binding("", "ClusterRole/m", "User:bob"));
+        assert!(can(&bob, "get /metrics", &src));
+        assert!(can(&bob, "get /debug/pprof/heap", &src));
+        assert!(!can(&bob, "get /metricsx", &src));
+        let expected = r#"forbidden: User "bob" cannot get path "/secret""#;
+        assert_eq!(denial(&bob, "get /secret"), expected);
+    }
+
+    #[test]
+    fn aggregation_is_applied_at_evaluation_time() {
+        let carol = user("carol");
+        let mut src = Mem::bootstrap();
+        src.add(binding("", "ClusterRole/monitoring", "User:carol"));
+        let mut monitoring = role("", "monitoring", &[], &[]);
+        let expr = json!({"key": "example.com/monitoring", "operator": "Exists"});
+        monitoring["aggregationRule"] =
+            json!({"clusterRoleSelectors": [{"matchExpressions": [expr]}]});
+        src.add(monitoring);
+        let widgets = "list example.com widgets ns -";
+        assert!(!can(&carol, widgets, &src));
+        let labels = ["example.com/monitoring=yes"];
+        src.add(role(
+            "",
+            "widget-reader",
+            &labels,
+            &["list ; example.com ; widgets"],
+        ));
+        assert!(can(&carol, widgets, &src));
+        // Bootstrap view is aggregated too: labelling a role into it extends view and edit.
+        let labels = &mut src.find("widget-reader")["metadata"]["labels"];
+        labels[format!("{RBAC_GROUP}/aggregate-to-view")] = json!("true");
+        src.add(binding("ns", "ClusterRole/edit", "User:dave"));
+        assert!(can(&user("dave"), widgets, &src));
+        let view = aggregated_rules("view", &src.cluster_roles()).unwrap();
+        assert!(view.contains(&rule("list ; example.com ; widgets")));
+        assert_eq!(
+            aggregated_rules("cluster-admin", &src.cluster_roles()),
+            None
+        );
+    }
+
+    #[test]
+    fn missing_role_reason_and_status() {
+        let bob = user("bob");
+        let mut src = Mem::default();
+        src.add(binding("ns", "Role/gone", "User:bob"));
+        src.add(binding("ns", "ClusterRole/gone", "User:bob"));
+        let request = attrs("get apps deployments ns d");
+        let decision = decide(&bob, &request, &src);
+        assert!(!decision.allowed);
+        let reason = "RBAC: [role.rbac.authorization.k8s.io \"gone\" not found, \
+                      clusterrole.rbac.authorization.k8s.io \"gone\" not found]";
+        assert_eq!(decision.reason, reason);
+        let status = forbidden_status(&bob, &request, &decision.reason);
+        let message = format!(
+            "deployments.apps \"d\" is forbidden: User \"bob\" cannot get resource \
+             \"deployments\" in API group \"apps\" in the namespace \"ns\": {reason}"
+        );
+        assert_eq!(status["message"], message);
+        let details = json!({"name": "d", "group": "apps", "kind": "deployments"});
+        assert_eq!(status["details"], details);
+        assert_eq!(
+            forbidden_status(&bob, &attrs("get /x"), "")["details"],
+            json!({})
+        );
+    }
+
+    #[test]
+    fn message_quoting_and_sanitising() {
+        let odd = UserInfo {
+            name: "a\"<b>&\n".into(),
+            groups: Vec::new(),
+        };
+        let expected = r#"namespaces "x" is forbidden: User "a\"&lt;b&gt;&amp;\n" cannot get resource "namespaces" in API group "" in the namespace "x""#;
+        assert_eq!(denial(&odd, "get - namespaces x x"), expected);
+    }
+
+    #[test]
+    fn rules_review_lists_what_can_i_shows() {
+        let sa = UserInfo::service_account("ns", "sa");
+        let mut src = Mem::bootstrap();
+        src.add(role("ns", "r", &[], &["get ; - ; pods ; p"]));
+        src.add(binding("ns", "Role/r", "ServiceAccount:ns/sa"));
+        let status = rules_review(&sa, "ns", &src);
+        assert_eq!(status["incomplete"], json!(false));
+        let rules = status["resourceRules"].as_array().unwrap();
+        let review = "create ; authorization.k8s.io ; selfsubjectaccessreviews \
+                      selfsubjectrulesreviews";
+        assert!(rules.contains(&rule(review)));
+        assert!(rules.contains(&rule("get ; - ; pods ; p")));
+        let urls = status["nonResourceRules"].as_array().unwrap();
+        assert!(urls.contains(&rule("get ; /healthz /livez /readyz /version /version/")));
+        assert!(status.get("evaluationError").is_none());
+    }
+
+    #[test]
+    fn bootstrap_objects_carry_kubernetes_metadata() {
+        let mut src = Mem::bootstrap();
+        let admin = src.find("admin").clone();
+        let metadata = &admin["metadata"];
+        assert_eq!(
+            metadata["labels"]["kubernetes.io/bootstrapping"],
+            "rbac-defaults"
+        );
+        let annotation = "rbac.authorization.kubernetes.io/autoupdate";
+        assert_eq!(metadata["annotations"][annotation], "true");
+        let rules = admin["rules"].as_array().unwrap();
+        assert!(rules.contains(&rule(
+            "R W ; rbac.authorization.k8s.io ; roles rolebindings"
+        )));
+        assert!(rules.contains(&rule("R ; - ; namespaces")));
+        let masters = json!([{"apiGroup": RBAC_GROUP, "kind": "Group", "name": "system:masters"}]);
+        assert_eq!(bootstrap_cluster_role_bindings()[0]["subjects"], masters);
+    }
+}

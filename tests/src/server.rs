@@ -1,0 +1,243 @@
+//! Starting a testenv: its PKI, store, controllers and HTTPS listener, in
+//! process (for tests and the playground) or from the `serve` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::api::Api;
+use crate::auth::TokenSigner;
+use crate::http::{self, AppState};
+use crate::kubeconfig;
+use crate::pki::{Authority, CertPair};
+use crate::resources::Registry;
+use crate::store::Store;
+
+/// The Kubernetes minor `/version` reports by default. The kubectl
+/// dispatcher runs `kubectl.1.<minor>`; 1.31 is the newest build that sends
+/// JSON (not protobuf) for `kubectl create namespace|configmap|secret`.
+pub const DEFAULT_MINOR: u32 = 31;
+
+/// Errors starting a testenv.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("PKI: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("state directory: {0}")]
+    StateDir(#[source] std::io::Error),
+}
+
+/// Builder for a testenv server.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    addr: SocketAddr,
+    state_dir: Option<PathBuf>,
+    minor: u32,
+    min_token_seconds: i64,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir: None,
+            minor: DEFAULT_MINOR,
+            min_token_seconds: 600,
+        }
+    }
+}
+
+/// A running testenv; stops when dropped.
+pub struct TestEnv {
+    addr: SocketAddr,
+    authority: Authority,
+    admin: CertPair,
+    kubeconfig: String,
+    state: Arc<AppState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Builder {
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Keep objects in `dir` and get them back after a restart.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// The Kubernetes minor reported by `/version`.
+    pub fn minor(mut self, minor: u32) -> Self {
+        self.minor = minor;
+        self
+    }
+
+    /// Lowest `expirationSeconds` a TokenRequest may ask for (Kubernetes
+    /// enforces 600; tests of expiry lower it).
+    pub fn min_token_seconds(mut self, seconds: i64) -> Self {
+        self.min_token_seconds = seconds;
+        self
+    }
+
+    /// Starts the server on the current tokio runtime.
+    pub async fn start(self) -> Result<TestEnv, StartError> {
+        let store = match &self.state_dir {
+            Some(dir) => Store::open(dir)?,
+            None => Store::in_memory(),
+        };
+        let authority = match &self.state_dir {
+            // The CA must survive restarts, or saved kubeconfigs break.
+            Some(dir) => load_or_create_authority(dir)?,
+            None => Authority::new("testenv-ca")?,
+        };
+        let serving = authority.serving(&[
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ])?;
+        let admin = authority.client("testenv-admin", &["system:masters"])?;
+        let tls = http::tls_config(&serving.cert_pem, &serving.key_pem, &authority.ca.cert_pem)
+            .map_err(StartError::Tls)?;
+        let signer = TokenSigner::new(self.state_dir.as_deref()).map_err(StartError::StateDir)?;
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: self.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: self.addr,
+            source,
+        })?;
+        let api = Arc::new(Api::new(Arc::new(store), Arc::new(Registry::default())));
+        let signer = Arc::new(signer);
+        let state = Arc::new(AppState {
+            api: api.clone(),
+            signer: signer.clone(),
+            version_minor: self.minor,
+            min_token_seconds: self.min_token_seconds,
+        });
+        let mut tasks = Vec::new();
+        tasks.push(crate::controllers::spawn(
+            api.clone(),
+            signer,
+            authority.ca.cert_pem.clone(),
+        ));
+        crate::bootstrap::ensure(&api);
+        tasks.push(tokio::spawn(http::serve(listener, tls, state.clone())));
+        let kubeconfig = kubeconfig::render(&http::url_of(addr), &authority.ca.cert_pem, &admin);
+        Ok(TestEnv {
+            addr,
+            authority,
+            admin,
+            kubeconfig,
+            state,
+            tasks,
+        })
+    }
+}
+
+fn load_or_create_authority(dir: &std::path::Path) -> Result<Authority, StartError> {
+    std::fs::create_dir_all(dir).map_err(StartError::StateDir)?;
+    let cert = dir.join("ca.crt");
+    let key = dir.join("ca.key");
+    if let (Ok(c), Ok(k)) = (
+        std::fs::read_to_string(&cert),
+        std::fs::read_to_string(&key),
+    ) && let Ok(a) = Authority::load(&c, &k)
+    {
+        return Ok(a);
+    }
+    let a = Authority::new("testenv-ca")?;
+    std::fs::write(&cert, &a.ca.cert_pem).map_err(StartError::StateDir)?;
+    kubeconfig::write_private(&key, &a.ca.key_pem).map_err(StartError::StateDir)?;
+    Ok(a)
+}
+
+impl TestEnv {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        http::url_of(self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin kubeconfig (context `testenv`, group `system:masters`).
+    pub fn kubeconfig(&self) -> &str {
+        &self.kubeconfig
+    }
+
+    /// The server's CA certificate (PEM).
+    pub fn ca_pem(&self) -> &str {
+        &self.authority.ca.cert_pem
+    }
+
+    /// A kubeconfig for another user, authenticated by a client certificate.
+    pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> Result<String, StartError> {
+        let cert = self.authority.client(user, groups)?;
+        Ok(kubeconfig::render(
+            &self.url(),
+            &self.authority.ca.cert_pem,
+            &cert,
+        ))
+    }
+
+    /// A kube client for the admin user.
+    pub async fn client(&self) -> Result<kube::Client, kube::Error> {
+        client_from_kubeconfig(&self.kubeconfig).await
+    }
+
+    /// Objects currently stored (benchmarks).
+    pub fn object_count(&self) -> usize {
+        self.state.api.store.len()
+    }
+
+    /// The admin client certificate.
+    pub fn admin_cert(&self) -> &CertPair {
+        &self.admin
+    }
+}
+
+/// A kube client from kubeconfig YAML.
+pub async fn client_from_kubeconfig(yaml: &str) -> Result<kube::Client, kube::Error> {
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(yaml).map_err(kube::Error::InferKubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .map_err(kube::Error::InferKubeconfig)?;
+    kube::Client::try_from(config)
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
