@@ -63,6 +63,12 @@ impl Params {
     }
 }
 
+/// One page of a list.
+pub struct ListPage {
+    pub items: Vec<Arc<Value>>,
+    pub metadata: Value,
+}
+
 /// Who is writing (for managedFields).
 #[derive(Debug, Clone, Default)]
 pub struct Writer {
@@ -210,6 +216,50 @@ impl Api {
 
     /// A list, honouring selectors and `limit`/`continue`.
     pub fn list(&self, t: &Target, p: &Params) -> Result<Value, ApiError> {
+        let page = self.list_page(t, p)?;
+        let items: Vec<Value> = page.items.iter().map(|o| with_type(&t.rt, o)).collect();
+        Ok(json!({
+            "kind": t.rt.list_kind(),
+            "apiVersion": t.rt.api_version(),
+            "metadata": page.metadata,
+            "items": items,
+        }))
+    }
+
+    /// The list as JSON bytes, written straight from the stored objects
+    /// (no copy of each object, which matters for lists of thousands).
+    pub fn list_json(&self, t: &Target, p: &Params) -> Result<Vec<u8>, ApiError> {
+        let page = self.list_page(t, p)?;
+        let mut out = Vec::with_capacity(page.items.len() * 1024 + 256);
+        out.extend_from_slice(
+            format!(
+                "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[",
+                json!(t.rt.list_kind()),
+                json!(t.rt.api_version()),
+                page.metadata
+            )
+            .as_bytes(),
+        );
+        let av = t.rt.api_version();
+        for (i, obj) in page.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let typed = obj["apiVersion"].as_str() == Some(av.as_str())
+                && obj["kind"].as_str() == Some(t.rt.kind.as_str());
+            let written = if typed {
+                serde_json::to_writer(&mut out, &**obj)
+            } else {
+                serde_json::to_writer(&mut out, &with_type(&t.rt, obj))
+            };
+            written.map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    /// The objects of one list page and the list's metadata.
+    pub fn list_page(&self, t: &Target, p: &Params) -> Result<ListPage, ApiError> {
         let labels = LabelSelector::parse(p.get("labelSelector").unwrap_or_default())
             .map_err(ApiError::bad_request)?;
         let fields = FieldSelector::parse(p.get("fieldSelector").unwrap_or_default())
@@ -253,7 +303,7 @@ impl Api {
                     .unwrap_or_default()
                     .to_string(),
             ));
-            items.push(with_type(&t.rt, &obj));
+            items.push(obj);
         }
         let rv = token_rv.unwrap_or(current_rv);
         let mut metadata = json!({"resourceVersion": rv.to_string()});
@@ -263,12 +313,7 @@ impl Api {
             metadata["continue"] = json!(encode_continue(&key, rv));
             metadata["remainingItemCount"] = json!(remaining);
         }
-        Ok(json!({
-            "kind": t.rt.list_kind(),
-            "apiVersion": t.rt.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }))
+        Ok(ListPage { items, metadata })
     }
 
     /// Checks the namespace a namespaced write goes to exists and is live.

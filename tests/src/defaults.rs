@@ -8,6 +8,9 @@ use serde_json::{Map, Value, json};
 
 use crate::resources::ResourceType;
 
+/// The domain simulated OpenShift routers give generated Route hosts.
+pub const ROUTER_DOMAIN: &str = "apps.localtest.me";
+
 /// A field error of a built-in kind: `(cause reason, message, field)`.
 pub type Cause = (String, String, String);
 
@@ -134,6 +137,30 @@ pub fn apply(rt: &ResourceType, obj: &mut Value, allocate_ip: &mut dyn FnMut() -
             }
         }
         ("", "serviceaccounts") | ("", "configmaps") | ("", "endpoints") => {}
+        ("route.openshift.io", "routes") => {
+            // The router assigns `<name>-<namespace>.<apps domain>` when no
+            // host is given, and admits the route.
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                set_default(spec, "host", json!(format!("{name}-{ns}.{ROUTER_DOMAIN}")));
+                set_default(spec, "wildcardPolicy", json!("None"));
+            }
+            let host = obj["spec"]["host"].clone();
+            if let Some(o) = obj.as_object_mut() {
+                set_default(
+                    o,
+                    "status",
+                    json!({"ingress": [{"host": host, "routerName": "default", "conditions": [{"type": "Admitted", "status": "True"}], "wildcardPolicy": "None", "routerCanonicalHostname": format!("router-default.{ROUTER_DOMAIN}")}]}),
+                );
+            }
+        }
         ("", "persistentvolumeclaims") => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
                 set_default(spec, "volumeMode", json!("Filesystem"));

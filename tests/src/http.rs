@@ -38,6 +38,8 @@ pub struct AppState {
     pub version_minor: u32,
     /// Shortest TokenRequest lifetime accepted, in seconds (Kubernetes: 600).
     pub min_token_seconds: i64,
+    /// The simulated network, for the service proxy (hosting clusters only).
+    pub network: Option<Arc<crate::ingress::Network>>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -156,6 +158,11 @@ enum Route {
     Resources(String, String),
     OpenApiV3Index,
     OpenApiV3(String),
+    ServiceProxy {
+        namespace: String,
+        service: String,
+        path: String,
+    },
     Object {
         group: String,
         version: String,
@@ -212,6 +219,20 @@ fn route(path: &str) -> Route {
         }
     };
     match segs.as_slice() {
+        [
+            "api",
+            "v1",
+            "namespaces",
+            ns,
+            "services",
+            svc,
+            "proxy",
+            rest @ ..,
+        ] => Route::ServiceProxy {
+            namespace: ns.to_string(),
+            service: svc.to_string(),
+            path: format!("/{}", rest.join("/")),
+        },
         ["version"] => Route::Version,
         ["healthz" | "livez" | "readyz", ..] => Route::Health,
         ["api"] => Route::Api,
@@ -452,6 +473,55 @@ async fn handle(
                 Err(e) => error_response(&e),
             }
         }
+        Route::ServiceProxy {
+            namespace,
+            service,
+            path: rest,
+        } => {
+            let attrs = Attributes {
+                verb: verb_of(req.method(), true, false).into(),
+                api_group: String::new(),
+                resource: "services".into(),
+                subresource: "proxy".into(),
+                name: service.clone(),
+                namespace: namespace.clone(),
+                path: path.clone(),
+                resource_request: true,
+            };
+            if !allowed(&state, &user, &attrs) {
+                return error_response(&ApiError::forbidden(rbac::forbidden_message(
+                    &user_info(&user),
+                    &attrs,
+                )));
+            }
+            let Some(net) = state.network.clone() else {
+                return error_response(&ApiError::unknown_path());
+            };
+            let method = req.method().clone();
+            let target = match req.uri().query() {
+                Some(q) => format!("{rest}?{q}"),
+                None => rest,
+            };
+            let body = match read_body(req.into_body()).await {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
+            };
+            match crate::proxy::forward(&net, &namespace, &service, method, &target, body).await {
+                Ok(p) => {
+                    let mut r = Response::new(full(p.body));
+                    *r.status_mut() =
+                        StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    if let Some(ct) = p
+                        .content_type
+                        .and_then(|c| hyper::header::HeaderValue::from_str(&c).ok())
+                    {
+                        r.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
+                    }
+                    r
+                }
+                Err(e) => error_response(&e),
+            }
+        }
         Route::Version | Route::Health => public_response(&state, &route, &path),
         Route::Unknown => error_response(&ApiError::unknown_path()),
     }
@@ -643,6 +713,15 @@ async fn object_request(
     }
     let (code, value) = match verb {
         "get" => (200, api.get(&target)?),
+        "list" if how == Rendering::Plain => {
+            let body = api.list_json(&target, &params)?;
+            let mut r = Response::new(full(body));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            return Ok(r);
+        }
         "list" => (200, api.list(&target, &params)?),
         "watch" => return watch_response(state, target, &params, &how),
         "create" => {

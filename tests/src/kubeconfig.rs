@@ -40,6 +40,37 @@ preferences: {{}}
     )
 }
 
+/// A kubeconfig whose cluster, user and context all carry `name` (as
+/// vcluster and k3s name theirs).
+pub fn render_named(server: &str, ca_pem: &str, client: &CertPair, name: &str) -> String {
+    let b64 = |s: &str| STANDARD.encode(s.as_bytes());
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: {name}
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: {name}
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: {name}
+  context:
+    cluster: {name}
+    user: {name}
+current-context: {name}
+preferences: {{}}
+",
+        ca = b64(ca_pem),
+        cert = b64(&client.cert_pem),
+        key = b64(&client.key_pem),
+    )
+}
+
 /// Writes `contents` to `path` atomically (temp file in the same directory,
 /// mode 0600, fsync, rename), so a reader never sees half a kubeconfig.
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -33,6 +33,12 @@ enum Command {
         /// Kubernetes minor reported by /version (picks the kubectl build).
         #[arg(long, default_value_t = kubeflex_testenv::server::DEFAULT_MINOR)]
         minor: u32,
+        /// Address of the SNI-routing TLS-passthrough ingress.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        ingress_addr: SocketAddr,
+        /// Serve OpenShift Routes (route.openshift.io/v1).
+        #[arg(long)]
+        openshift_routes: bool,
     },
 }
 
@@ -51,8 +57,14 @@ async fn main() -> anyhow::Result<()> {
             addr,
             state_dir,
             minor,
+            ingress_addr,
+            openshift_routes,
         } => {
-            let mut builder = kubeflex_testenv::TestEnv::builder().addr(addr).minor(minor);
+            let mut builder = kubeflex_testenv::TestEnv::builder()
+                .addr(addr)
+                .minor(minor)
+                .ingress_addr(ingress_addr)
+                .openshift_routes(openshift_routes);
             if let Some(dir) = state_dir {
                 builder = builder.state_dir(dir);
             }
@@ -61,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", kubeconfig.display()))?;
             // The listener is bound before start() returns, so it answers now.
             let mut out = std::io::stdout().lock();
+            if let Some(ingress) = env.ingress_addr() {
+                writeln!(out, "ingress {ingress}")?;
+            }
             writeln!(out, "ready {}", env.url())?;
             out.flush()?;
             drop(out);

@@ -337,6 +337,20 @@ pub fn builtins() -> Vec<ResourceType> {
     ]
 }
 
+/// OpenShift's Route (`route.openshift.io/v1`), served when enabled.
+pub fn openshift_route() -> ResourceType {
+    builtin(
+        "route.openshift.io",
+        "v1",
+        "Route",
+        "routes",
+        true,
+        &[],
+        true,
+        &[],
+    )
+}
+
 /// Resource types derived from a CRD object; empty unless it is Established.
 pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
     let spec = &crd["spec"];
@@ -414,6 +428,14 @@ impl Registry {
                 .find(|t| t.group == group && t.plural == plural)
                 .cloned()
         })
+    }
+
+    /// Serves an extra built-in type (e.g. OpenShift Routes, by flag).
+    pub fn add(&self, t: ResourceType) {
+        if let Ok(mut all) = self.types.write() {
+            all.retain(|x| !(x.group == t.group && x.version == t.version && x.plural == t.plural));
+            all.push(t);
+        }
     }
 
     /// Replaces the types served for a CRD (by group + plural).

@@ -8,10 +8,13 @@ use std::sync::Arc;
 use crate::api::Api;
 use crate::auth::TokenSigner;
 use crate::http::{self, AppState};
+use crate::ingress::Network;
 use crate::kubeconfig;
 use crate::pki::{Authority, CertPair};
 use crate::resources::Registry;
+use crate::runtime::PortMap;
 use crate::store::Store;
+use crate::tenant::TenantRuntime;
 
 /// The Kubernetes minor `/version` reports by default. The kubectl
 /// dispatcher runs `kubectl.1.<minor>`; 1.31 is the newest build that sends
@@ -44,6 +47,12 @@ pub struct Builder {
     state_dir: Option<PathBuf>,
     minor: u32,
     min_token_seconds: i64,
+    /// Serving certificate, key and client CA given from outside (tenants).
+    tls: Option<(String, String, String)>,
+    /// A tenant API server: no simulated workloads, no ingress of its own.
+    tenant: bool,
+    ingress_addr: SocketAddr,
+    openshift_routes: bool,
 }
 
 impl Default for Builder {
@@ -53,6 +62,10 @@ impl Default for Builder {
             state_dir: None,
             minor: DEFAULT_MINOR,
             min_token_seconds: 600,
+            tls: None,
+            tenant: false,
+            ingress_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            openshift_routes: false,
         }
     }
 }
@@ -60,6 +73,8 @@ impl Default for Builder {
 /// A running testenv; stops when dropped.
 pub struct TestEnv {
     addr: SocketAddr,
+    ingress_addr: Option<SocketAddr>,
+    tenants: Option<Arc<TenantRuntime>>,
     authority: Authority,
     admin: CertPair,
     kubeconfig: String,
@@ -92,6 +107,32 @@ impl Builder {
         self
     }
 
+    /// Serve with this certificate and key and accept client certificates
+    /// signed by `client_ca_pem` (instead of testenv's own PKI).
+    pub fn tls(mut self, cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Self {
+        self.tls = Some((cert_pem.into(), key_pem.into(), client_ca_pem.into()));
+        self
+    }
+
+    /// Start as a tenant API server (inside a simulated pod).
+    pub fn tenant(mut self) -> Self {
+        self.tenant = true;
+        self
+    }
+
+    /// Where the SNI ingress listens (hosting clusters only).
+    pub fn ingress_addr(mut self, addr: SocketAddr) -> Self {
+        self.ingress_addr = addr;
+        self
+    }
+
+    /// Serve OpenShift's `route.openshift.io/v1` Routes (and route
+    /// passthrough Routes in the ingress), so Route detection can be tested.
+    pub fn openshift_routes(mut self, enabled: bool) -> Self {
+        self.openshift_routes = enabled;
+        self
+    }
+
     /// Starts the server on the current tokio runtime.
     pub async fn start(self) -> Result<TestEnv, StartError> {
         let store = match &self.state_dir {
@@ -103,52 +144,98 @@ impl Builder {
             Some(dir) => load_or_create_authority(dir)?,
             None => Authority::new("testenv-ca")?,
         };
-        let serving = authority.serving(&[
-            "localhost",
-            "127.0.0.1",
-            "::1",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-        ])?;
         let admin = authority.client("testenv-admin", &["system:masters"])?;
-        let tls = http::tls_config(&serving.cert_pem, &serving.key_pem, &authority.ca.cert_pem)
-            .map_err(StartError::Tls)?;
+        let (tls, cluster_ca) = match &self.tls {
+            Some((cert, key, client_ca)) => (
+                http::tls_config(cert, key, client_ca).map_err(StartError::Tls)?,
+                client_ca.clone(),
+            ),
+            None => {
+                let serving = authority.serving(&[
+                    "localhost",
+                    "127.0.0.1",
+                    "::1",
+                    "kubernetes",
+                    "kubernetes.default",
+                    "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local",
+                ])?;
+                let tls =
+                    http::tls_config(&serving.cert_pem, &serving.key_pem, &authority.ca.cert_pem)
+                        .map_err(StartError::Tls)?;
+                (tls, authority.ca.cert_pem.clone())
+            }
+        };
         let signer = TokenSigner::new(self.state_dir.as_deref()).map_err(StartError::StateDir)?;
-        let listener = tokio::net::TcpListener::bind(self.addr)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: self.addr,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: self.addr,
-            source,
-        })?;
-        let api = Arc::new(Api::new(Arc::new(store), Arc::new(Registry::default())));
+        let listen = |addr: SocketAddr| async move {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?;
+            let bound = l
+                .local_addr()
+                .map_err(|source| StartError::Listen { addr, source })?;
+            Ok::<_, StartError>((l, bound))
+        };
+        let (listener, addr) = listen(self.addr).await?;
+        let registry = Arc::new(Registry::default());
+        if self.openshift_routes {
+            registry.add(crate::resources::openshift_route());
+        }
+        let api = Arc::new(Api::new(Arc::new(store), registry));
         let signer = Arc::new(signer);
+        let mut tasks = Vec::new();
+        let mut ingress_addr = None;
+        let mut tenants = None;
+        let network = if self.tenant {
+            None
+        } else {
+            let ports = Arc::new(PortMap::default());
+            let net = Arc::new(Network {
+                api: api.clone(),
+                ports: ports.clone(),
+                apiserver: addr,
+                routes: self.openshift_routes,
+            });
+            let (ingress_listener, bound) = listen(self.ingress_addr).await?;
+            ingress_addr = Some(bound);
+            tasks.push(tokio::spawn(crate::ingress::serve_ingress(
+                ingress_listener,
+                net.clone(),
+            )));
+            tasks.push(tokio::spawn(crate::ingress::serve_services(net.clone())));
+            let data_root = match &self.state_dir {
+                Some(dir) => dir.join("tenants"),
+                None => std::env::temp_dir().join(format!(
+                    "testenv-tenants-{}-{}",
+                    std::process::id(),
+                    addr.port()
+                )),
+            };
+            let runtime = Arc::new(TenantRuntime::new(api.clone(), data_root, self.minor));
+            // WIRE-SIMULATE: crate::simulate::spawn(api, config, runtime, ports)
+            let _ = &ports;
+            tenants = Some(runtime);
+            Some(net)
+        };
         let state = Arc::new(AppState {
             api: api.clone(),
             signer: signer.clone(),
             version_minor: self.minor,
             min_token_seconds: self.min_token_seconds,
+            network,
         });
-        let mut tasks = Vec::new();
-        tasks.push(crate::controllers::spawn(
-            api.clone(),
-            signer,
-            authority.ca.cert_pem.clone(),
-        ));
+        tasks.push(crate::controllers::spawn(api.clone(), signer, cluster_ca));
         crate::bootstrap::ensure(&api);
         tasks.push(tokio::spawn(http::serve(listener, tls, state.clone())));
         let kubeconfig = kubeconfig::render(&http::url_of(addr), &authority.ca.cert_pem, &admin);
         Ok(TestEnv {
             addr,
+            ingress_addr,
             authority,
             admin,
             kubeconfig,
             state,
+            tenants,
             tasks,
         })
     }
@@ -185,6 +272,16 @@ impl TestEnv {
         self.addr
     }
 
+    /// Where the SNI passthrough ingress listens (`None` for tenants).
+    pub fn ingress_addr(&self) -> Option<SocketAddr> {
+        self.ingress_addr
+    }
+
+    /// Tenant API servers running in simulated pods.
+    pub fn tenant_count(&self) -> usize {
+        self.tenants.as_ref().map_or(0, |t| t.running())
+    }
+
     /// The admin kubeconfig (context `testenv`, group `system:masters`).
     pub fn kubeconfig(&self) -> &str {
         &self.kubeconfig
@@ -208,6 +305,11 @@ impl TestEnv {
     /// A kube client for the admin user.
     pub async fn client(&self) -> Result<kube::Client, kube::Error> {
         client_from_kubeconfig(&self.kubeconfig).await
+    }
+
+    /// The API state, for in-process controllers and simulations.
+    pub fn api(&self) -> Arc<Api> {
+        self.state.api.clone()
     }
 
     /// Objects currently stored (benchmarks).

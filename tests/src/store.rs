@@ -52,6 +52,16 @@ pub struct Event {
     pub object: Arc<Value>,
     /// The object before the change (for selector transitions in watches).
     pub previous: Option<Arc<Value>>,
+    /// The object serialised once, shared by every watcher.
+    json: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Event {
+    /// The object as JSON, serialised on first use.
+    pub fn object_json(&self) -> &bytes::Bytes {
+        self.json
+            .get_or_init(|| bytes::Bytes::from(self.object.to_string()))
+    }
 }
 
 /// What a mutation closure decided.
@@ -469,6 +479,7 @@ impl Inner {
             kind,
             object: obj.clone(),
             previous,
+            json: std::sync::OnceLock::new(),
         });
         if self.history.len() >= HISTORY
             && let Some(dropped) = self.history.pop_front()

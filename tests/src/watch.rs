@@ -36,9 +36,19 @@ pub struct WatchRequest {
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 
 fn line(kind: &str, object: &Value) -> Bytes {
-    let mut s = json!({"type": kind, "object": object}).to_string();
-    s.push('\n');
-    Bytes::from(s)
+    raw_line(kind, object.to_string().as_bytes())
+}
+
+/// `{"type":KIND,"object":OBJECT}\n` around already-serialised JSON, so an
+/// event is serialised once however many watchers there are.
+fn raw_line(kind: &str, object_json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object_json.len() + 32);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    out.extend_from_slice(object_json);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
 }
 
 struct Filter {
@@ -86,6 +96,14 @@ impl Filter {
             (_, true, false) => "DELETED",
             (_, false, false) => return None,
         };
+        // Stored objects carry their apiVersion and kind: the shared
+        // serialisation is what this watcher would produce.
+        let stored_as_served = e.object["apiVersion"].as_str()
+            == Some(self.rt.api_version().as_str())
+            && e.object["kind"].as_str() == Some(self.rt.kind.as_str());
+        if !self.metadata_only && stored_as_served {
+            return Some(raw_line(kind, e.object_json()));
+        }
         Some(line(kind, &self.render(&e.object)))
     }
 
