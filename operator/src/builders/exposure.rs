@@ -1,0 +1,288 @@
+//! How a tenant API server is reached: its Service (per the profile), and
+//! from outside either an ingress-nginx SSL-passthrough Ingress (host
+//! `<cp>.<domain>`) or an OpenShift Route with passthrough TLS.
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, ServiceBackendPort,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use kube::api::{ApiResource, DynamicObject};
+use serde::Serialize;
+
+use super::Result;
+use crate::api::ControlPlane;
+use crate::config::OperatorConfig;
+use crate::profile::Profile;
+use crate::{meta, names};
+
+/// The API Service of a hosted type (`None` for types without one): port 443
+/// named `https` to the API server's port, KubeFlex's selector and type.
+pub fn api_service(cp: &ControlPlane, profile: &Profile) -> Result<Option<Service>> {
+    let (Some(svc), Some(name)) = (profile.service, profile.service_name(&cp.name_any())) else {
+        return Ok(None);
+    };
+    Ok(Some(Service {
+        metadata: meta::in_cp_namespace(cp, name, "api-service")?,
+        spec: Some(ServiceSpec {
+            type_: Some(
+                if svc.node_port {
+                    "NodePort"
+                } else {
+                    "ClusterIP"
+                }
+                .into(),
+            ),
+            selector: Some(meta::string_map(svc.selector)),
+            ports: Some(vec![ServicePort {
+                name: Some("https".into()),
+                port: svc.port,
+                target_port: Some(IntOrString::Int(svc.target_port)),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }))
+}
+
+/// Ingress `<cp>`: class `nginx`, SSL passthrough, host `<cp>.<domain>`,
+/// path `/` Prefix to the API Service's port 443 (KubeFlex's).
+pub fn ingress(
+    cp: &ControlPlane,
+    profile: &Profile,
+    cfg: &OperatorConfig,
+) -> Result<Option<Ingress>> {
+    let cp_name = cp.name_any();
+    let (Some(svc), Some(svc_name), true) = (
+        profile.service,
+        profile.service_name(&cp_name),
+        profile.exposed,
+    ) else {
+        return Ok(None);
+    };
+    let mut metadata = meta::in_cp_namespace(cp, cp_name.clone(), "ingress")?;
+    metadata.annotations = Some(meta::string_map(&[(
+        names::ANNOTATION_SSL_PASSTHROUGH,
+        "true",
+    )]));
+    Ok(Some(Ingress {
+        metadata,
+        spec: Some(IngressSpec {
+            ingress_class_name: Some(cfg.ingress_class.clone()),
+            rules: Some(vec![IngressRule {
+                host: Some(cfg.external_host(&cp_name)),
+                http: Some(HTTPIngressRuleValue {
+                    paths: vec![HTTPIngressPath {
+                        path: Some("/".into()),
+                        path_type: "Prefix".into(),
+                        backend: IngressBackend {
+                            service: Some(IngressServiceBackend {
+                                name: svc_name,
+                                port: Some(ServiceBackendPort {
+                                    number: Some(svc.port),
+                                    ..ServiceBackendPort::default()
+                                }),
+                            }),
+                            ..IngressBackend::default()
+                        },
+                    }],
+                }),
+            }]),
+            ..IngressSpec::default()
+        }),
+        ..Ingress::default()
+    }))
+}
+
+/// `route.openshift.io/v1` `Route`, for the dynamic API.
+pub fn route_resource() -> ApiResource {
+    ApiResource {
+        group: "route.openshift.io".into(),
+        version: "v1".into(),
+        api_version: "route.openshift.io/v1".into(),
+        kind: "Route".into(),
+        plural: "routes".into(),
+    }
+}
+
+/// The Route fields we set (no OpenShift crate: a small typed struct).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    pub to: RouteTarget,
+    pub port: RoutePort,
+    pub tls: RouteTls,
+    pub wildcard_policy: String,
+}
+
+/// `spec.to`.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct RouteTarget {
+    pub kind: String,
+    pub name: String,
+    pub weight: i32,
+}
+
+/// `spec.port`.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutePort {
+    pub target_port: String,
+}
+
+/// `spec.tls`.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTls {
+    pub termination: String,
+    pub insecure_edge_termination_policy: String,
+}
+
+/// Route `<cp>` to the API Service, passthrough TLS, host generated by the
+/// router (KubeFlex's); its `spec.host` becomes the external URL.
+pub fn route(cp: &ControlPlane, profile: &Profile) -> Result<Option<DynamicObject>> {
+    let cp_name = cp.name_any();
+    let (Some(svc_name), true) = (profile.service_name(&cp_name), profile.exposed) else {
+        return Ok(None);
+    };
+    let spec = RouteSpec {
+        to: RouteTarget {
+            kind: "Service".into(),
+            name: svc_name,
+            weight: 100,
+        },
+        port: RoutePort {
+            target_port: "https".into(),
+        },
+        tls: RouteTls {
+            termination: "passthrough".into(),
+            insecure_edge_termination_policy: "None".into(),
+        },
+        wildcard_policy: "None".into(),
+    };
+    let mut metadata = meta::in_cp_namespace(cp, cp_name, "route")?;
+    metadata.annotations = Some(meta::string_map(&[(
+        names::ANNOTATION_ROUTE_HOST_GENERATED,
+        "true",
+    )]));
+    let mut obj = DynamicObject::new("", &route_resource());
+    obj.metadata = metadata;
+    // A struct of strings and an integer always serializes.
+    obj.data = serde_json::json!({ "spec": serde_json::to_value(&spec).unwrap_or_default() });
+    Ok(Some(obj))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ControlPlaneType::{self, *};
+    use crate::fixtures::ControlPlaneExt;
+
+    fn cp(t: ControlPlaneType) -> ControlPlane {
+        ControlPlane::test("cp1").of_type(t)
+    }
+
+    #[test]
+    fn services_per_type() {
+        let s = api_service(&cp(K8s), &Profile::of(K8s)).unwrap().unwrap();
+        assert_eq!(s.metadata.name.as_deref(), Some("cp1"));
+        assert_eq!(s.metadata.namespace.as_deref(), Some("cp1-system"));
+        let spec = s.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        assert_eq!(spec.selector.unwrap()["app"], "kube-apiserver");
+        let port = &spec.ports.unwrap()[0];
+        assert_eq!((port.name.as_deref(), port.port), (Some("https"), 443));
+        assert_eq!(port.target_port, Some(IntOrString::Int(9444)));
+
+        let s = api_service(&cp(K3s), &Profile::of(K3s)).unwrap().unwrap();
+        assert_eq!(s.metadata.name.as_deref(), Some("k3s"));
+        let spec = s.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+        assert_eq!(
+            spec.selector.unwrap()["controller.kubeflex.dev/type"],
+            "k3s"
+        );
+        assert_eq!(
+            spec.ports.unwrap()[0].target_port,
+            Some(IntOrString::Int(6443))
+        );
+
+        for t in [Host, External, Ocm] {
+            assert!(api_service(&cp(t), &Profile::of(t)).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn ingress_is_kubeflex_s_ssl_passthrough() {
+        let cfg = OperatorConfig::default();
+        let i = ingress(&cp(K8s), &Profile::of(K8s), &cfg).unwrap().unwrap();
+        assert_eq!(i.metadata.name.as_deref(), Some("cp1"));
+        assert_eq!(
+            i.metadata.annotations.unwrap()["nginx.ingress.kubernetes.io/ssl-passthrough"],
+            "true"
+        );
+        let spec = i.spec.unwrap();
+        assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+        let rule = &spec.rules.unwrap()[0];
+        assert_eq!(rule.host.as_deref(), Some("cp1.localtest.me"));
+        let path = &rule.http.as_ref().unwrap().paths[0];
+        assert_eq!(
+            (path.path.as_deref(), path.path_type.as_str()),
+            (Some("/"), "Prefix")
+        );
+        let backend = path.backend.service.as_ref().unwrap();
+        assert_eq!(backend.name, "cp1");
+        assert_eq!(backend.port.as_ref().unwrap().number, Some(443));
+        let k3s = ingress(&cp(K3s), &Profile::of(K3s), &cfg).unwrap().unwrap();
+        assert_eq!(
+            k3s.spec.unwrap().rules.unwrap()[0]
+                .http
+                .as_ref()
+                .unwrap()
+                .paths[0]
+                .backend
+                .service
+                .as_ref()
+                .unwrap()
+                .name,
+            "k3s"
+        );
+        assert!(
+            ingress(&cp(Host), &Profile::of(Host), &cfg)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn route_is_passthrough_to_the_https_port() {
+        let r = route(&cp(Vcluster), &Profile::of(Vcluster))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.types.as_ref().unwrap().api_version,
+            "route.openshift.io/v1"
+        );
+        assert_eq!(r.types.as_ref().unwrap().kind, "Route");
+        assert_eq!(r.metadata.name.as_deref(), Some("cp1"));
+        assert_eq!(
+            r.metadata.annotations.as_ref().unwrap()["openshift.io/host.generated"],
+            "true"
+        );
+        let spec = &r.data["spec"];
+        assert_eq!(spec["to"]["name"], "vcluster");
+        assert_eq!(spec["to"]["kind"], "Service");
+        assert_eq!(spec["port"]["targetPort"], "https");
+        assert_eq!(spec["tls"]["termination"], "passthrough");
+        assert_eq!(spec["tls"]["insecureEdgeTerminationPolicy"], "None");
+        assert!(
+            route(&cp(External), &Profile::of(External))
+                .unwrap()
+                .is_none()
+        );
+    }
+}

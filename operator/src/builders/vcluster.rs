@@ -1,0 +1,528 @@
+//! Type `vcluster`: the objects vcluster chart 0.16.4 (release `vcluster`,
+//! default values plus KubeFlex's `--set`s) creates, rendered natively — no
+//! Helm at run time. The syncer writes Secret `vc-vcluster` (key `config`,
+//! external URL via `--out-kube-config-server`); the operator adds
+//! `config-incluster` (server `https://vcluster.<ns>`), as KubeFlex does.
+//!
+//! Not rendered: the chart's CoreDNS ConfigMap (DNS inside the vcluster;
+//! the syncer runs with `--coredns-enabled=false`), chart/heritage labels.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMapKeySelector, Container, EnvVar, EnvVarSource, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Secret, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec, VolumeResourceRequirements,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::pod::{Timing, empty_dir, env, env_from_field, https_probe, mount, resources};
+use super::{BuildError, Result};
+use crate::api::ControlPlane;
+use crate::config::OperatorConfig;
+use crate::kubeconfig::{self, Kubeconfig};
+use crate::profile::{Profile, VCLUSTER_SELECTOR};
+use crate::{meta, names};
+
+const RELEASE: &str = names::VCLUSTER_RELEASE;
+const SERVICE_ACCOUNT: &str = "vc-vcluster";
+const WORKLOAD_SERVICE_ACCOUNT: &str = "vc-workload-vcluster";
+
+fn metadata(cp: &ControlPlane, name: &str) -> Result<ObjectMeta> {
+    let mut m = meta::in_cp_namespace(cp, name, "vcluster")?;
+    m.labels.get_or_insert_default().extend(meta::string_map(&[
+        ("app", "vcluster"),
+        ("release", RELEASE),
+    ]));
+    Ok(m)
+}
+
+/// ServiceAccounts `vc-vcluster` (the syncer) and `vc-workload-vcluster`
+/// (pods synced from the vcluster).
+pub fn service_accounts(cp: &ControlPlane) -> Result<Vec<ServiceAccount>> {
+    [SERVICE_ACCOUNT, WORKLOAD_SERVICE_ACCOUNT]
+        .into_iter()
+        .map(|name| {
+            Ok(ServiceAccount {
+                metadata: metadata(cp, name)?,
+                ..ServiceAccount::default()
+            })
+        })
+        .collect()
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let v = |xs: &[&str]| xs.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    PolicyRule {
+        api_groups: Some(v(groups)),
+        resources: Some(v(resources)),
+        verbs: v(verbs),
+        ..PolicyRule::default()
+    }
+}
+
+/// Role and RoleBinding `vcluster`: the chart's default rules.
+pub fn rbac(cp: &ControlPlane) -> Result<(Role, RoleBinding)> {
+    let all = [
+        "create", "delete", "patch", "update", "get", "list", "watch",
+    ];
+    let role = Role {
+        metadata: metadata(cp, RELEASE)?,
+        rules: Some(vec![
+            rule(
+                &[""],
+                &[
+                    "configmaps",
+                    "secrets",
+                    "services",
+                    "pods",
+                    "pods/attach",
+                    "pods/portforward",
+                    "pods/exec",
+                    "persistentvolumeclaims",
+                ],
+                &all,
+            ),
+            rule(
+                &[""],
+                &["endpoints"],
+                &["create", "delete", "patch", "update"],
+            ),
+            rule(
+                &[""],
+                &["endpoints", "events", "pods/log"],
+                &["get", "list", "watch"],
+            ),
+            rule(
+                &["apps"],
+                &["statefulsets", "replicasets", "deployments"],
+                &["get", "list", "watch"],
+            ),
+        ]),
+    };
+    let binding = RoleBinding {
+        metadata: metadata(cp, RELEASE)?,
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: RELEASE.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: SERVICE_ACCOUNT.into(),
+            namespace: Some(names::namespace_of(&cp.name_any())),
+            ..Subject::default()
+        }]),
+    };
+    Ok((role, binding))
+}
+
+fn https_port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::Int(8443)),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
+    }
+}
+
+/// Services: `vcluster` (443 and kubelet 10250 → 8443), `vcluster-headless`
+/// (the StatefulSet's), and KubeFlex's NodePort `vcluster-nodeport`.
+pub fn services(cp: &ControlPlane) -> Result<Vec<Service>> {
+    let selector = || Some(meta::string_map(VCLUSTER_SELECTOR));
+    Ok(vec![
+        Service {
+            metadata: metadata(cp, RELEASE)?,
+            spec: Some(ServiceSpec {
+                type_: Some("ClusterIP".into()),
+                ports: Some(vec![https_port("https", 443), https_port("kubelet", 10250)]),
+                selector: selector(),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        },
+        Service {
+            metadata: metadata(cp, "vcluster-headless")?,
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("None".into()),
+                ports: Some(vec![https_port("https", 443)]),
+                selector: selector(),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        },
+        Service {
+            metadata: metadata(cp, "vcluster-nodeport")?,
+            spec: Some(ServiceSpec {
+                type_: Some("NodePort".into()),
+                ports: Some(vec![https_port("https", 443)]),
+                selector: selector(),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        },
+    ])
+}
+
+/// The k3s command line the chart builds (run through `/bin/sh -c` so k3s is
+/// not pid 1, as the chart explains).
+fn k3s_command(cfg: &OperatorConfig) -> String {
+    let cidr = cfg
+        .vcluster
+        .service_cidr
+        .clone()
+        .unwrap_or_else(|| "$(SERVICE_CIDR)".into());
+    [
+        "/bin/k3s server",
+        "--write-kubeconfig=/data/k3s-config/kube-config.yaml",
+        "--data-dir=/data",
+        "--disable=traefik,servicelb,metrics-server,local-storage,coredns",
+        "--disable-network-policy",
+        "--disable-agent",
+        "--disable-cloud-controller",
+        "--flannel-backend=none",
+        "--kube-apiserver-arg=bind-address=127.0.0.1",
+        "--disable-scheduler",
+        "--kube-controller-manager-arg=controllers=*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-cloud-node-lifecycle,-ttl",
+        "--kube-apiserver-arg=endpoint-reconciler-type=none",
+        &format!("--service-cidr={cidr}"),
+        "&& true",
+    ]
+    .join(" ")
+}
+
+/// Syncer arguments: the chart's for default values, then KubeFlex's extras
+/// (external host as SAN and kubeconfig server, the host container as SAN),
+/// plus the in-cluster name as a SAN.
+pub fn syncer_args(cp_name: &str, cfg: &OperatorConfig, route_host: Option<&str>) -> Vec<String> {
+    let (host, port) = match route_host {
+        Some(h) => (h.to_string(), 443),
+        None => (cfg.external_host(cp_name), cfg.external_port),
+    };
+    vec![
+        format!("--name={RELEASE}"),
+        "--kube-config=/data/k3s-config/kube-config.yaml".into(),
+        format!("--service-account={WORKLOAD_SERVICE_ACCOUNT}"),
+        "--kube-config-context-name=my-vcluster".into(),
+        "--leader-elect=false".into(),
+        "--sync=-ingressclasses".into(),
+        "--coredns-enabled=false".into(),
+        format!("--tls-san={host}"),
+        format!("--out-kube-config-server=https://{host}:{port}"),
+        format!("--tls-san={}", cfg.host_container),
+        format!("--tls-san={RELEASE}.{}", names::namespace_of(cp_name)),
+    ]
+}
+
+/// StatefulSet `vcluster` with its `data` PVC template.
+pub fn stateful_set(
+    cp: &ControlPlane,
+    cfg: &OperatorConfig,
+    route_host: Option<&str>,
+) -> Result<StatefulSet> {
+    let cp_name = cp.name_any();
+    let security = || SecurityContext {
+        allow_privilege_escalation: Some(false),
+        run_as_user: Some(0),
+        run_as_group: Some(0),
+        ..SecurityContext::default()
+    };
+    let mut k3s_env = Vec::new();
+    if cfg.vcluster.service_cidr.is_none() {
+        k3s_env.push(EnvVar {
+            name: "SERVICE_CIDR".into(),
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: format!("vc-cidr-{RELEASE}"),
+                    key: "cidr".into(),
+                    ..ConfigMapKeySelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        });
+    }
+    let k3s = Container {
+        name: "vcluster".into(),
+        image: Some(cfg.images.vcluster_k3s.clone()),
+        command: Some(vec!["/bin/sh".into()]),
+        args: Some(vec!["-c".into(), k3s_command(cfg)]),
+        env: Some(k3s_env),
+        security_context: Some(security()),
+        volume_mounts: Some(vec![
+            mount("config", "/etc/rancher", false),
+            mount("data", "/data", false),
+        ]),
+        resources: Some({
+            let mut r = resources(("0", "2Gi"), ("200m", "256Mi"));
+            // The chart limits memory only.
+            r.limits.get_or_insert_default().remove("cpu");
+            r
+        }),
+        ..Container::default()
+    };
+    let probe = |path: &str, initial| {
+        https_probe(
+            path,
+            8443,
+            Timing {
+                initial_delay: initial,
+                period: 2,
+                timeout: None,
+                failure: 60,
+            },
+        )
+    };
+    let syncer = Container {
+        name: "syncer".into(),
+        image: Some(cfg.images.vcluster_syncer.clone()),
+        args: Some(syncer_args(&cp_name, cfg, route_host)),
+        liveness_probe: Some(probe("/healthz", Some(60))),
+        readiness_probe: Some(probe("/readyz", None)),
+        security_context: Some(security()),
+        env: Some(vec![
+            env_from_field("POD_IP", "status.podIP"),
+            env_from_field("VCLUSTER_NODE_NAME", "spec.nodeName"),
+            // An operator does not phone home on its users' behalf.
+            env("VCLUSTER_TELEMETRY_CONFIG", r#"{"disabled":true}"#),
+        ]),
+        volume_mounts: Some(vec![
+            mount("helm-cache", "/.cache/helm", false),
+            mount("tmp", "/tmp", false),
+            mount("data", "/data", false),
+        ]),
+        resources: Some(resources(("1000m", "512Mi"), ("20m", "64Mi"))),
+        ..Container::default()
+    };
+    let mut pod_labels = meta::labels(&cp_name, "vcluster");
+    pod_labels.extend(meta::string_map(VCLUSTER_SELECTOR));
+    let storage = &cfg.vcluster.storage;
+    Ok(StatefulSet {
+        metadata: metadata(cp, RELEASE)?,
+        spec: Some(StatefulSetSpec {
+            service_name: Some("vcluster-headless".into()),
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(meta::string_map(VCLUSTER_SELECTOR)),
+                ..LabelSelector::default()
+            },
+            volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some("data".into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".into()]),
+                    storage_class_name: storage.storage_class.clone(),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_string(),
+                            Quantity(storage.size.clone()),
+                        )])),
+                        ..VolumeResourceRequirements::default()
+                    }),
+                    ..PersistentVolumeClaimSpec::default()
+                }),
+                ..PersistentVolumeClaim::default()
+            }]),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    termination_grace_period_seconds: Some(10),
+                    service_account_name: Some(SERVICE_ACCOUNT.into()),
+                    volumes: Some(vec![
+                        empty_dir("helm-cache"),
+                        empty_dir("tmp"),
+                        empty_dir("config"),
+                    ]),
+                    containers: vec![k3s, syncer],
+                    ..PodSpec::default()
+                }),
+            },
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    })
+}
+
+/// The apply patch adding `config-incluster` to the syncer's `vc-vcluster`:
+/// `config` with every server set to the in-cluster URL. Only that key and
+/// our labels: the syncer owns the rest, and may own the Secret's
+/// controller reference, so we add none.
+pub fn config_incluster_patch(
+    cp: &ControlPlane,
+    profile: &Profile,
+    vc_config: &Kubeconfig,
+) -> Result<Secret> {
+    let cp_name = cp.name_any();
+    let ns = names::namespace_of(&cp_name);
+    let server = profile.in_cluster_url(&cp_name).unwrap_or_default();
+    let yaml = kubeconfig::to_yaml(
+        &kubeconfig::with_server(vc_config, &server),
+        "vc-vcluster/config-incluster",
+    )
+    .map_err(|source| BuildError::Kubeconfig {
+        namespace: ns.clone(),
+        name: names::SECRET_VC_VCLUSTER.into(),
+        source: Box::new(source),
+    })?;
+    Ok(Secret {
+        metadata: ObjectMeta {
+            name: Some(names::SECRET_VC_VCLUSTER.into()),
+            namespace: Some(ns),
+            labels: Some(meta::labels(&cp_name, "kubeconfig")),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            names::KEY_CONFIG_INCLUSTER.to_string(),
+            ByteString(yaml.into_bytes()),
+        )])),
+        ..Secret::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ControlPlaneType::Vcluster;
+    use crate::fixtures::ControlPlaneExt;
+    use crate::kubeconfig::{Credentials, EntryNames};
+
+    fn cp() -> ControlPlane {
+        ControlPlane::test("cp2").of_type(Vcluster)
+    }
+
+    #[test]
+    fn services_are_the_chart_s_and_kubeflex_s() {
+        let s = services(&cp()).unwrap();
+        let names: Vec<_> = s.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["vcluster", "vcluster-headless", "vcluster-nodeport"]
+        );
+        let main = s[0].spec.as_ref().unwrap();
+        let ports: Vec<_> = main
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| (p.port, p.target_port.clone()))
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                (443, Some(IntOrString::Int(8443))),
+                (10250, Some(IntOrString::Int(8443)))
+            ]
+        );
+        assert_eq!(main.selector.as_ref().unwrap()["release"], "vcluster");
+        assert_eq!(
+            s[1].spec.as_ref().unwrap().cluster_ip.as_deref(),
+            Some("None")
+        );
+        assert_eq!(
+            s[2].spec.as_ref().unwrap().type_.as_deref(),
+            Some("NodePort")
+        );
+    }
+
+    #[test]
+    fn stateful_set_has_k3s_syncer_and_a_data_pvc() {
+        let s = stateful_set(&cp(), &OperatorConfig::default(), None).unwrap();
+        assert_eq!(s.metadata.name.as_deref(), Some("vcluster"));
+        let spec = s.spec.unwrap();
+        assert_eq!(spec.service_name.as_deref(), Some("vcluster-headless"));
+        let pvc = &spec.volume_claim_templates.unwrap()[0];
+        assert_eq!(pvc.metadata.name.as_deref(), Some("data"));
+        assert_eq!(
+            pvc.spec
+                .as_ref()
+                .unwrap()
+                .resources
+                .as_ref()
+                .unwrap()
+                .requests
+                .as_ref()
+                .unwrap()["storage"]
+                .0,
+            "5Gi"
+        );
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("vc-vcluster"));
+        let [k3s, syncer] = pod.containers.as_slice() else {
+            panic!("two containers")
+        };
+        assert_eq!(k3s.image.as_deref(), Some("rancher/k3s:v1.27.2-k3s1"));
+        assert!(k3s.args.as_ref().unwrap()[1].contains("--service-cidr=$(SERVICE_CIDR)"));
+        let cidr = k3s.env.as_ref().unwrap()[0]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .config_map_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(cidr.name, "vc-cidr-vcluster");
+        let args = syncer.args.as_ref().unwrap();
+        assert!(args.contains(&"--tls-san=cp2.localtest.me".to_string()));
+        assert!(
+            args.contains(&"--out-kube-config-server=https://cp2.localtest.me:9443".to_string())
+        );
+        assert!(args.contains(&"--tls-san=kubeflex-control-plane".to_string()));
+        assert!(args.contains(&"--tls-san=vcluster.cp2-system".to_string()));
+        let routed = syncer_args("cp2", &OperatorConfig::default(), Some("cp2.apps.x"));
+        assert!(routed.contains(&"--out-kube-config-server=https://cp2.apps.x:443".to_string()));
+    }
+
+    #[test]
+    fn rbac_binds_the_syncer() {
+        let (role, binding) = rbac(&cp()).unwrap();
+        assert_eq!(role.metadata.name.as_deref(), Some("vcluster"));
+        assert!(
+            role.rules.unwrap()[0]
+                .resources
+                .as_ref()
+                .unwrap()
+                .contains(&"secrets".to_string())
+        );
+        assert_eq!(binding.subjects.unwrap()[0].name, "vc-vcluster");
+        let sas = service_accounts(&cp()).unwrap();
+        assert_eq!(sas.len(), 2);
+    }
+
+    #[test]
+    fn config_incluster_points_at_the_service() {
+        let vc = kubeconfig::render(
+            &EntryNames {
+                cluster: "my-vcluster".into(),
+                user: "my-vcluster".into(),
+                context: "my-vcluster".into(),
+                namespace: None,
+            },
+            "https://cp2.localtest.me:9443",
+            "CA",
+            Credentials::Token("t"),
+        );
+        let s = config_incluster_patch(&cp(), &Profile::of(Vcluster), &vc).unwrap();
+        assert_eq!(s.metadata.name.as_deref(), Some("vc-vcluster"));
+        assert!(s.metadata.owner_references.is_none());
+        let data = s.data.unwrap();
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["config-incluster"]);
+        let kc = kubeconfig::parse(
+            std::str::from_utf8(&data["config-incluster"].0).unwrap(),
+            "k",
+        )
+        .unwrap();
+        assert_eq!(kc.server(), Some("https://vcluster.cp2-system"));
+        assert_eq!(kc.current_context, "my-vcluster");
+    }
+}

@@ -1,0 +1,348 @@
+//! Status from observed facts, purely: `Synced` and `Ready` with reasons
+//! and messages a user can act on, `observedGeneration`, `secretRef`.
+//!
+//! Unlike KubeFlex, a condition keeps its `lastTransitionTime` unless its
+//! status changes, and its `lastUpdateTime` unless anything in it changes,
+//! so an unchanged control plane gets an identical status: no write, no event.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    ConditionReason, ConditionStatus, ConditionType, ControlPlaneCondition, ControlPlaneStatus,
+};
+use crate::names;
+use crate::profile::{Profile, WorkloadKind};
+
+/// The outcome of applying the type's objects this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// Every object applied.
+    Success,
+    /// A step failed; the message names the object and what to do.
+    Failed(String),
+}
+
+/// PostCreateHook progress, as far as `Ready` cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hooks {
+    /// `waitForPostCreateHooks` is off, or there are no hooks (KubeFlex then
+    /// waits forever; we do not).
+    NotAwaited,
+    /// Awaited and all complete.
+    Complete,
+    /// Awaited and not complete yet.
+    Pending,
+}
+
+/// What the reconcile observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts {
+    /// `metadata.generation` of the ControlPlane read.
+    pub generation: i64,
+    /// Applying objects.
+    pub sync: SyncOutcome,
+    /// The API workload has an available replica (`None`: the type has none).
+    pub workload_available: Option<bool>,
+    /// The tenant API answered through the in-cluster kubeconfig (`None`: not
+    /// probed, for `host` and `external`).
+    pub api_answering: Option<bool>,
+    /// Hooks.
+    pub hooks: Hooks,
+    /// Deletion in progress; `Some(message)` names the step it waits on.
+    pub deleting: Option<String>,
+}
+
+/// One condition as it should be now.
+struct Desired<'a> {
+    type_: &'a str,
+    status: &'a str,
+    reason: &'a str,
+    message: String,
+}
+
+/// Replaces or adds a condition, keeping timestamps when nothing changed
+/// (`lastUpdateTime`) or the status did not (`lastTransitionTime`).
+fn upsert(conditions: &mut Vec<ControlPlaneCondition>, d: Desired<'_>, now: &Time) {
+    let new = |transition: Time| ControlPlaneCondition {
+        type_: d.type_.into(),
+        status: d.status.into(),
+        last_update_time: now.clone(),
+        last_transition_time: transition,
+        reason: d.reason.into(),
+        message: d.message.clone(),
+    };
+    match conditions.iter_mut().find(|c| c.type_ == d.type_) {
+        Some(c) if c.status == d.status && c.reason == d.reason && c.message == d.message => {}
+        Some(c) if c.status == d.status => *c = new(c.last_transition_time.clone()),
+        Some(c) => *c = new(now.clone()),
+        None => conditions.push(new(now.clone())),
+    }
+}
+
+fn synced(profile: &Profile, facts: &Facts) -> Desired<'static> {
+    let failed = |message| Desired {
+        type_: ConditionType::SYNCED,
+        status: ConditionStatus::FALSE,
+        reason: ConditionReason::RECONCILE_ERROR,
+        message,
+    };
+    if let Some(refusal) = profile.refusal {
+        return failed(refusal.into());
+    }
+    match &facts.sync {
+        SyncOutcome::Success => Desired {
+            type_: ConditionType::SYNCED,
+            status: ConditionStatus::TRUE,
+            reason: ConditionReason::RECONCILE_SUCCESS,
+            message: String::new(),
+        },
+        SyncOutcome::Failed(message) => failed(message.clone()),
+    }
+}
+
+fn ready(cp_name: &str, profile: &Profile, facts: &Facts) -> Desired<'static> {
+    let not_ready = |reason, message: String| Desired {
+        type_: ConditionType::READY,
+        status: ConditionStatus::FALSE,
+        reason,
+        message,
+    };
+    let ns = names::namespace_of(cp_name);
+    if let Some(step) = &facts.deleting {
+        return not_ready(ConditionReason::DELETING, step.clone());
+    }
+    if let Some(refusal) = profile.refusal {
+        return not_ready(ConditionReason::UNAVAILABLE, refusal.into());
+    }
+    if let (Some(false), Some(w)) = (facts.workload_available, profile.workload) {
+        let kind = match w.kind {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+        };
+        return not_ready(
+            ConditionReason::UNAVAILABLE,
+            format!(
+                "{kind} {ns}/{} has no available replica yet; if this lasts, see `kubectl -n {ns} describe pods` and `kubectl -n {ns} get events`",
+                w.name
+            ),
+        );
+    }
+    if facts.api_answering == Some(false) {
+        let url = profile.in_cluster_url(cp_name).unwrap_or_default();
+        return not_ready(
+            ConditionReason::UNAVAILABLE,
+            format!(
+                "the API server at {url} does not answer yet; if this lasts, check the logs of its pods in {ns}"
+            ),
+        );
+    }
+    if facts.hooks == Hooks::Pending {
+        return not_ready(
+            ConditionReason::WAITING_FOR_POST_CREATE_HOOKS,
+            "Waiting for PostCreateHook completion".into(),
+        );
+    }
+    Desired {
+        type_: ConditionType::READY,
+        status: ConditionStatus::TRUE,
+        reason: ConditionReason::AVAILABLE,
+        message: String::new(),
+    }
+}
+
+/// The status to write, from the `previous` one and the facts of this pass.
+/// Equal to `previous` when nothing changed, so the caller can skip the write.
+pub fn compute(
+    previous: &ControlPlaneStatus,
+    cp_name: &str,
+    profile: &Profile,
+    facts: &Facts,
+    now: &Time,
+) -> ControlPlaneStatus {
+    let mut status = previous.clone();
+    status.observed_generation = facts.generation;
+    upsert(&mut status.conditions, synced(profile, facts), now);
+    upsert(&mut status.conditions, ready(cp_name, profile, facts), now);
+    if facts.sync == SyncOutcome::Success {
+        status.secret_ref = profile.secret_ref(cp_name);
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ControlPlaneType::{self, *};
+    use crate::api::SecretReference;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn t(s: i64) -> Time {
+        Time(Timestamp::from_second(1_750_000_000 + s).unwrap())
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            generation: 3,
+            sync: SyncOutcome::Success,
+            workload_available: Some(true),
+            api_answering: Some(true),
+            hooks: Hooks::NotAwaited,
+            deleting: None,
+        }
+    }
+
+    fn run(
+        prev: &ControlPlaneStatus,
+        ty: ControlPlaneType,
+        f: &Facts,
+        at: i64,
+    ) -> ControlPlaneStatus {
+        compute(prev, "cp1", &Profile::of(ty), f, &t(at))
+    }
+
+    fn cond<'a>(s: &'a ControlPlaneStatus, ty: &str) -> &'a ControlPlaneCondition {
+        s.conditions.iter().find(|c| c.type_ == ty).unwrap()
+    }
+
+    #[test]
+    fn healthy_control_plane_is_synced_and_ready_with_secret_ref() {
+        let s = run(&ControlPlaneStatus::default(), K8s, &facts(), 0);
+        assert_eq!(s.observed_generation, 3);
+        let (sy, re) = (cond(&s, "Synced"), cond(&s, "Ready"));
+        assert_eq!(
+            (sy.status.as_str(), sy.reason.as_str()),
+            ("True", "ReconcileSuccess")
+        );
+        assert_eq!(
+            (re.status.as_str(), re.reason.as_str()),
+            ("True", "Available")
+        );
+        assert_eq!(
+            s.secret_ref,
+            Some(SecretReference {
+                namespace: "cp1-system".into(),
+                name: "admin-kubeconfig".into(),
+                key: "kubeconfig".into(),
+                in_cluster_key: "kubeconfig-incluster".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn unchanged_facts_give_an_identical_status() {
+        let s1 = run(&ControlPlaneStatus::default(), K8s, &facts(), 0);
+        let s2 = run(&s1, K8s, &facts(), 60);
+        assert_eq!(s1, s2, "no write, no event");
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_a_status_change() {
+        let mut f = facts();
+        f.workload_available = Some(false);
+        let s1 = run(&ControlPlaneStatus::default(), K8s, &f, 0);
+        let r1 = cond(&s1, "Ready").clone();
+        assert_eq!(r1.status, "False");
+        assert!(
+            r1.message.contains("Deployment cp1-system/kube-apiserver"),
+            "{}",
+            r1.message
+        );
+        // Still not ready, for another reason: update time moves, transition does not.
+        f.workload_available = Some(true);
+        f.api_answering = Some(false);
+        let s2 = run(&s1, K8s, &f, 10);
+        let r2 = cond(&s2, "Ready");
+        assert_eq!(r2.status, "False");
+        assert!(
+            r2.message
+                .contains("https://cp1.cp1-system.svc.cluster.local"),
+            "{}",
+            r2.message
+        );
+        assert_eq!(r2.last_transition_time, t(0));
+        assert_eq!(r2.last_update_time, t(10));
+        // Ready: both move.
+        let s3 = run(&s2, K8s, &facts(), 20);
+        let r3 = cond(&s3, "Ready");
+        assert_eq!(r3.status, "True");
+        assert_eq!(
+            (r3.last_transition_time.clone(), r3.last_update_time.clone()),
+            (t(20), t(20))
+        );
+        // Synced never changed: its timestamps are the first ones.
+        assert_eq!(cond(&s3, "Synced").last_update_time, t(0));
+    }
+
+    #[test]
+    fn sync_failure_keeps_the_message_and_the_previous_secret_ref() {
+        let s1 = run(&ControlPlaneStatus::default(), K3s, &facts(), 0);
+        let mut f = facts();
+        f.sync =
+            SyncOutcome::Failed("applying StatefulSet cp1-system/k3s-server: forbidden".into());
+        let s2 = run(&s1, K3s, &f, 5);
+        let sy = cond(&s2, "Synced");
+        assert_eq!(
+            (sy.status.as_str(), sy.reason.as_str()),
+            ("False", "ReconcileError")
+        );
+        assert_eq!(
+            sy.message,
+            "applying StatefulSet cp1-system/k3s-server: forbidden"
+        );
+        assert_eq!(s2.secret_ref, s1.secret_ref);
+    }
+
+    #[test]
+    fn ocm_is_refused_on_both_conditions() {
+        let s = run(&ControlPlaneStatus::default(), Ocm, &facts(), 0);
+        for c in ["Synced", "Ready"] {
+            assert_eq!(cond(&s, c).status, "False");
+            assert!(cond(&s, c).message.contains("vcluster"));
+        }
+        assert_eq!(s.secret_ref, None);
+    }
+
+    #[test]
+    fn hooks_gate_ready_only_when_awaited_and_pending() {
+        let mut f = facts();
+        f.hooks = Hooks::Pending;
+        let s = run(&ControlPlaneStatus::default(), Vcluster, &f, 0);
+        let r = cond(&s, "Ready");
+        assert_eq!(
+            (r.reason.as_str(), r.message.as_str()),
+            (
+                "WaitingForPostCreateHooks",
+                "Waiting for PostCreateHook completion"
+            )
+        );
+        f.hooks = Hooks::Complete;
+        assert_eq!(cond(&run(&s, Vcluster, &f, 1), "Ready").status, "True");
+    }
+
+    #[test]
+    fn host_and_external_are_ready_without_probes_and_name_only_existing_keys() {
+        let mut f = facts();
+        f.workload_available = None;
+        f.api_answering = None;
+        for ty in [Host, External] {
+            let s = run(&ControlPlaneStatus::default(), ty, &f, 0);
+            assert_eq!(cond(&s, "Ready").status, "True");
+            assert_eq!(s.secret_ref.as_ref().unwrap().key, "");
+        }
+    }
+
+    #[test]
+    fn deletion_blocked_is_reported() {
+        let mut f = facts();
+        f.deleting = Some(
+            "waiting for Job kubeflex-system/kflex-db-teardown-cp1: database unreachable".into(),
+        );
+        let s = run(&ControlPlaneStatus::default(), K8s, &f, 0);
+        let r = cond(&s, "Ready");
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "Deleting")
+        );
+        assert!(r.message.contains("kflex-db-teardown-cp1"));
+    }
+}
