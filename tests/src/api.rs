@@ -371,11 +371,29 @@ impl Api {
         rt: &ResourceType,
         obj: &mut Value,
         old: Option<&Value>,
+        strict: bool,
     ) -> Result<(), ApiError> {
         let name = name_of(obj).unwrap_or_default().to_string();
         let mut causes: Vec<(String, String, String)> = Vec::new();
         if let Some(schema) = rt.schema() {
+            let before = strict.then(|| obj.clone());
             schema::prune(schema, obj);
+            if let Some(before) = before {
+                let mut unknown = Vec::new();
+                removed_paths(&before, obj, "", &mut unknown);
+                if !unknown.is_empty() {
+                    let list = unknown
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {list}",
+                        kind = rt.kind,
+                        version = rt.version
+                    )));
+                }
+            }
             schema::apply_defaults(schema, obj);
             for e in schema::validate(schema, obj, old) {
                 causes.push((
@@ -485,7 +503,7 @@ impl Api {
         {
             o.remove("status");
         }
-        self.admit(rt, &mut obj, None)?;
+        self.admit(rt, &mut obj, None, strict(p))?;
         normalize_metadata(&mut obj);
         let keys = merge_keys_for(rt);
         apply::record_update(
@@ -528,6 +546,7 @@ impl Api {
         subresource: Option<&str>,
         manager: Option<&str>,
         keys: &dyn MergeKeys,
+        strict: bool,
     ) -> Result<Change, ApiError> {
         let name = name_of(old).unwrap_or_default().to_string();
         self.check_type(rt, &mut new)?;
@@ -585,7 +604,7 @@ impl Api {
             }
         }
         if subresource != Some("status") {
-            self.admit(rt, &mut new, Some(old))?;
+            self.admit(rt, &mut new, Some(old), strict)?;
         } else if let Some(schema) = rt.schema() {
             schema::prune(schema, &mut new);
             let errors = schema::validate(schema, &new, Some(old));
@@ -670,6 +689,7 @@ impl Api {
                     t.subresource.as_deref(),
                     Some(&writer.manager),
                     keys.as_ref(),
+                    strict(p),
                 )?;
                 finish(change, dry, old, &mut outcome)
             })?;
@@ -738,6 +758,7 @@ impl Api {
                     t.subresource.as_deref(),
                     Some(&writer.manager),
                     keys.as_ref(),
+                    strict(p),
                 )?;
                 finish(change, dry, old, &mut outcome)
             })?;
@@ -848,7 +869,7 @@ impl Api {
                 {
                     merged["status"] = s.clone();
                 }
-                let change = self.settle(rt, old, merged, sub, None, keys)?;
+                let change = self.settle(rt, old, merged, sub, None, keys, strict(p))?;
                 finish(change, dry, old, &mut outcome)
             })?;
         self.after_write(rt, &committed.object, dry);
@@ -1056,6 +1077,38 @@ impl Params {
     fn with(mut self, key: &str, value: &str) -> Self {
         self.0.insert(key.into(), value.into());
         self
+    }
+}
+
+/// Whether the client asked for unknown fields to be an error
+/// (`fieldValidation=Strict`, what kubectl sends once the server says it
+/// validates).
+fn strict(p: &Params) -> bool {
+    p.get("fieldValidation") == Some("Strict")
+}
+
+/// Paths (`spec.foo`) present in `before` and pruned from `after`.
+fn removed_paths(before: &Value, after: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, v) in b {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match a.get(k) {
+                    None => out.push(path),
+                    Some(av) => removed_paths(v, av, &path, out),
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                removed_paths(bv, av, &format!("{prefix}[{i}]"), out);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -364,19 +364,28 @@ fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static str {
     }
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::too_large(MAX_BODY))
+async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
+    // Past the limit the rest is read and dropped (up to a bound), so the
+    // client is not cut off mid-upload and sees the 413.
+    const DRAIN_LIMIT: usize = 64 << 20;
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
         }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "reading the request body: {e}"
-        ))),
     }
+    if total > MAX_BODY {
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    Ok(buf.freeze())
 }
 
 async fn handle(
@@ -1068,6 +1077,49 @@ fn token_request(state: &AppState, target: &Target, body: Value) -> Result<Value
 /// Where the server listens, for logs and kubeconfigs.
 pub fn url_of(addr: SocketAddr) -> String {
     format!("https://{addr}")
+}
+
+/// Runs every decoder a request meets — path routing, query parameters,
+/// selectors, JSON and YAML bodies, and the four patch types against a
+/// live object — on arbitrary bytes. The fuzz target and a property test
+/// call it: whatever the input, it must return, never panic.
+pub fn exercise_decoders(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.splitn(3, '\n');
+    let path = parts.next().unwrap_or_default();
+    let query = parts.next().unwrap_or_default();
+    let body = parts.next().unwrap_or_default().as_bytes();
+    let _ = route(path);
+    let params = Params::parse(query);
+    let _ = LabelSelector::parse(params.get("labelSelector").unwrap_or(query));
+    let _ = FieldSelector::parse(params.get("fieldSelector").unwrap_or(query));
+    let _ = rendering(query);
+    let _ = discovery::wants_aggregated(query);
+    let live = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "n", "finalizers": ["a"], "labels": {"x": "y"}},
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "i", "env": [{"name": "A", "value": "1"}]}]}}}
+    });
+    let keys = crate::merge_keys::BuiltinMergeKeys::for_kind("apps", "Deployment");
+    for yaml in [false, true] {
+        if let Ok(doc) = api::parse_body(body, yaml) {
+            let mut t = live.clone();
+            crate::patch::merge_patch(&mut t, &doc);
+            let mut t = live.clone();
+            let _ = crate::patch::json_patch(&mut t, &doc);
+            let mut t = live.clone();
+            let _ = crate::patch::strategic_merge_patch(&mut t, &doc, &keys);
+            let _ = crate::apply::apply(&crate::apply::ApplyRequest {
+                live: Some(&live),
+                applied: &doc,
+                manager: "fuzz",
+                force: false,
+                subresource: None,
+                now: "2026-01-01T00:00:00Z",
+                keys: &keys,
+            });
+        }
+    }
 }
 
 #[cfg(test)]

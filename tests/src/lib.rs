@@ -32,6 +32,7 @@ pub mod runtime;
 pub mod schema;
 pub mod selector;
 pub mod server;
+pub mod simulate;
 pub mod status;
 pub mod store;
 pub mod table;

@@ -63,31 +63,5 @@ impl ContainerRuntime for NoopRuntime {
     fn stop(&self, _uid: &str) {}
 }
 
-/// Where pods' ports really listen: `(pod IP, container port)` → loopback
-/// address. Filled by the kubelet simulation from `Started::Running`, read by
-/// Services, the ingress and the service proxy.
-#[derive(Debug, Default)]
-pub struct PortMap {
-    inner: std::sync::RwLock<std::collections::HashMap<(std::net::Ipv4Addr, u16), SocketAddr>>,
-}
-
-impl PortMap {
-    pub fn insert(&self, ip: std::net::Ipv4Addr, port: u16, addr: SocketAddr) {
-        if let Ok(mut m) = self.inner.write() {
-            m.insert((ip, port), addr);
-        }
-    }
-
-    pub fn remove_ip(&self, ip: std::net::Ipv4Addr) {
-        if let Ok(mut m) = self.inner.write() {
-            m.retain(|(i, _), _| *i != ip);
-        }
-    }
-
-    pub fn lookup(&self, ip: std::net::Ipv4Addr, port: u16) -> Option<SocketAddr> {
-        self.inner
-            .read()
-            .ok()
-            .and_then(|m| m.get(&(ip, port)).copied())
-    }
-}
+/// Where pods' ports really listen (filled by the kubelet simulation).
+pub use crate::simulate::PortMap;

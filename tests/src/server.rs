@@ -53,6 +53,7 @@ pub struct Builder {
     tenant: bool,
     ingress_addr: SocketAddr,
     openshift_routes: bool,
+    sim: crate::simulate::SimConfig,
 }
 
 impl Default for Builder {
@@ -66,6 +67,7 @@ impl Default for Builder {
             tenant: false,
             ingress_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             openshift_routes: false,
+            sim: crate::simulate::SimConfig::default(),
         }
     }
 }
@@ -130,6 +132,12 @@ impl Builder {
     /// passthrough Routes in the ingress), so Route detection can be tested.
     pub fn openshift_routes(mut self, enabled: bool) -> Self {
         self.openshift_routes = enabled;
+        self
+    }
+
+    /// How the simulated workloads behave (delays, nodes).
+    pub fn simulation(mut self, config: crate::simulate::SimConfig) -> Self {
+        self.sim = config;
         self
     }
 
@@ -212,8 +220,12 @@ impl Builder {
                 )),
             };
             let runtime = Arc::new(TenantRuntime::new(api.clone(), data_root, self.minor));
-            // WIRE-SIMULATE: crate::simulate::spawn(api, config, runtime, ports)
-            let _ = &ports;
+            tasks.push(crate::simulate::spawn(
+                api.clone(),
+                self.sim.clone(),
+                runtime.clone(),
+                ports,
+            ));
             tenants = Some(runtime);
             Some(net)
         };
