@@ -7,7 +7,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::api::{ControlPlane, PostCreateHook};
+use crate::api::{ControlPlane, PostCreateHook, Sync};
 
 /// Errors while rendering CRDs.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum CrdGenError {
 
 /// Every CRD the project installs.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![ControlPlane::crd(), PostCreateHook::crd()]
+    vec![ControlPlane::crd(), PostCreateHook::crd(), Sync::crd()]
 }
 
 /// `(file name, YAML)` for each CRD.

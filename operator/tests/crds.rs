@@ -56,10 +56,11 @@ fn crds_are_structural_with_kubeflex_identity() {
         names,
         [
             "controlplanes.tenancy.kflex.kubestellar.org",
-            "postcreatehooks.tenancy.kflex.kubestellar.org"
+            "postcreatehooks.tenancy.kflex.kubestellar.org",
+            "syncs.gitops.kflex.kubestellar.org"
         ]
     );
-    for crd in &crds {
+    for crd in &crds[..2] {
         assert_eq!(crd.spec.scope, "Cluster");
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1alpha1");
@@ -93,6 +94,60 @@ fn crds_are_structural_with_kubeflex_identity() {
         crds[1].spec.names.short_names.as_deref().unwrap(),
         ["pch", "pchs"]
     );
+}
+
+/// The reconciler's `Sync`: cluster-scoped, a status subresource, the
+/// columns `kubectl get syncs` shows, and the status fields users read.
+#[test]
+fn sync_crd_has_gitops_identity_and_columns() {
+    let crd = &crds()[2];
+    assert_eq!(crd.spec.group, "gitops.kflex.kubestellar.org");
+    assert_eq!(crd.spec.names.kind, "Sync");
+    assert_eq!(crd.spec.scope, "Cluster");
+    let version = &crd.spec.versions[0];
+    assert_eq!(version.name, "v1alpha1");
+    assert!(version.served && version.storage);
+    assert!(version.subresources.as_ref().unwrap().status.is_some());
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| (c.name.as_str(), c.json_path.as_str()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("URL", ".status.url"),
+            ("REVISION", ".status.lastAppliedCommit"),
+            ("READY", ".status.conditions[?(@.type=='Ready')].status"),
+            ("AGE", ".metadata.creationTimestamp"),
+        ]
+    );
+    let schema =
+        serde_json::to_value(&version.schema.as_ref().unwrap().open_api_v3_schema).unwrap();
+    assert_structural(&schema, "Sync");
+    let status = schema["properties"]["status"]["properties"]
+        .as_object()
+        .unwrap();
+    for field in [
+        "url",
+        "ref",
+        "lastFetchedCommit",
+        "lastAppliedCommit",
+        "lastSyncTime",
+        "conditions",
+        "counts",
+        "errors",
+        "pruneBlocked",
+    ] {
+        assert!(status.contains_key(field), "status.{field} is missing");
+    }
+    let condition = &status["conditions"]["items"]["properties"];
+    assert_eq!(condition["lastTransitionTime"]["format"], "date-time");
+    let counts = status["counts"]["properties"].as_object().unwrap();
+    let names: Vec<_> = counts.keys().map(String::as_str).collect();
+    assert_eq!(names, ["applied", "failed", "pruned", "unchanged"]);
 }
 
 #[test]

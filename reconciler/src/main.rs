@@ -1,6 +1,312 @@
-//! `kubeflex-reconciler`: not implemented yet (see the reconciler issue).
+//! `kubeflex-reconciler`: syncs ControlPlane and PostCreateHook specs from
+//! Git (`--git-url`) or a directory (`--dir`, optionally `--watch`) into the
+//! cluster. This file only parses flags and wires the library together.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("kubeflex-reconciler: syncing from Git is not implemented yet");
-    std::process::ExitCode::FAILURE
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kubeflex_reconciler::apply::Cluster;
+use kubeflex_reconciler::inventory::Inventory;
+use kubeflex_reconciler::metrics::Metrics;
+use kubeflex_reconciler::plan::{MaxPrune, PruneOptions};
+use kubeflex_reconciler::reconcile::{Reconciler, Settings};
+use kubeflex_reconciler::source::{
+    DirSource, GitAuth, GitSource, GitSourceConfig, Source, normalize_subdir, read_secret,
+};
+use kubeflex_reconciler::validate::{Kind, is_dns1123_label};
+use kubeflex_reconciler::webhook::Secret;
+use kubeflex_reconciler::{http, leader, metrics, watch, webhook};
+use tokio::sync::{Notify, mpsc};
+
+/// Sync ControlPlanes and PostCreateHooks from Git or a directory.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Git repository: file://, git://, https://, ssh:// or scp-style.
+    #[arg(long, conflicts_with = "dir", required_unless_present = "dir")]
+    git_url: Option<String>,
+    /// Branch, tag or commit (default: the remote's default branch).
+    #[arg(long = "ref")]
+    reference: Option<String>,
+    /// Directory in the repository holding the manifests (default: the root).
+    #[arg(long, default_value = "")]
+    path: String,
+    /// Poll interval, e.g. 60s, 5m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    interval: Duration,
+    /// A local directory instead of Git.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// With --dir: reconcile on every save.
+    #[arg(long, requires = "dir")]
+    watch: bool,
+    /// One pass, then exit (non-zero if anything failed).
+    #[arg(long)]
+    once: bool,
+    /// Delete objects that left Git (`--prune=false` to keep them).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    prune: bool,
+    /// Most objects one pass may prune: a count or a percentage of what the
+    /// source manages (always at least 1).
+    #[arg(long, default_value = "50%")]
+    max_prune: MaxPrune,
+    /// Prune even beyond --max-prune.
+    #[arg(long)]
+    force_prune: bool,
+    /// Name of this reconciler: its Sync object, source label and lease.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Serve the push webhook here, e.g. 0.0.0.0:9443.
+    #[arg(long, requires = "webhook_secret_file")]
+    webhook_addr: Option<SocketAddr>,
+    /// File holding the webhook secret (GitHub HMAC key / GitLab token).
+    #[arg(long)]
+    webhook_secret_file: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /readyz here.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// Kubeconfig file (default: the usual inference).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Where fetched Git objects are cached (default: under the temp dir).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, default_value = "default")]
+    lease_namespace: String,
+    /// HTTPS token, read from this file.
+    #[arg(long, group = "token")]
+    git_token_file: Option<PathBuf>,
+    /// HTTPS token, read from this environment variable.
+    #[arg(long, group = "token")]
+    git_token_env: Option<String>,
+    /// HTTPS basic auth user name (the password comes from a file or env).
+    #[arg(long, conflicts_with = "token")]
+    git_username: Option<String>,
+    #[arg(long, requires = "git_username")]
+    git_password_file: Option<PathBuf>,
+    #[arg(long, requires = "git_username")]
+    git_password_env: Option<String>,
+    /// SSH private key.
+    #[arg(long, conflicts_with_all = ["token", "git_username"])]
+    ssh_key: Option<PathBuf>,
+    /// known_hosts file checked strictly for SSH.
+    #[arg(long, requires = "ssh_key")]
+    ssh_known_hosts: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 60s"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+impl Args {
+    fn auth(&self) -> anyhow::Result<GitAuth> {
+        if self.git_token_file.is_some() || self.git_token_env.is_some() {
+            let token = read_secret(
+                self.git_token_file.as_deref(),
+                self.git_token_env.as_deref(),
+            )?;
+            return Ok(GitAuth::token(token));
+        }
+        if let Some(username) = &self.git_username {
+            let password = read_secret(
+                self.git_password_file.as_deref(),
+                self.git_password_env.as_deref(),
+            )?;
+            return Ok(GitAuth::Basic {
+                username: username.clone(),
+                password,
+            });
+        }
+        if let Some(key) = &self.ssh_key {
+            return Ok(GitAuth::Ssh {
+                key: key.clone(),
+                known_hosts: self.ssh_known_hosts.clone(),
+            });
+        }
+        Ok(GitAuth::None)
+    }
+
+    fn source(&self) -> anyhow::Result<(Arc<dyn Source>, String)> {
+        if let Some(dir) = &self.dir {
+            let source = DirSource::new(dir, &self.path)?;
+            return Ok((Arc::new(source), dir.display().to_string()));
+        }
+        let Some(url) = &self.git_url else {
+            bail!("--git-url or --dir is required");
+        };
+        let cache = self.cache_dir.clone().unwrap_or_else(|| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            url.hash(&mut h);
+            std::env::temp_dir().join(format!(
+                "kubeflex-reconciler-{}-{:016x}",
+                self.name,
+                h.finish()
+            ))
+        });
+        let mut config = GitSourceConfig::new(url.clone(), cache);
+        config.reference = self.reference.clone();
+        config.path = self.path.clone();
+        config.auth = self.auth()?;
+        Ok((Arc::new(GitSource::new(config)?), url.clone()))
+    }
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let Some(path) = kubeconfig else {
+        return Ok(kube::Client::try_default().await?);
+    };
+    let kc = Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Args::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !is_dns1123_label(&args.name) {
+        bail!(
+            "--name {:?} must be a DNS-1123 label (it is also a label value)",
+            args.name
+        );
+    }
+    let path = normalize_subdir(&args.path)?;
+    let (source, url) = args.source()?;
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let cluster = Cluster::new(client.clone());
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = args.metrics_addr {
+        let listener = http::bind(addr).await?;
+        let m = metrics.clone();
+        tokio::spawn(http::serve(listener, move |req, peer| {
+            metrics::handle(req, peer, m.clone())
+        }));
+    }
+    let identity = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned()),
+        std::process::id()
+    );
+    let mut lease = leader::acquire(
+        client.clone(),
+        &args.lease_namespace,
+        &leader::lease_name(&args.name),
+        &identity,
+    )
+    .await?;
+
+    let inventory = Arc::new(Mutex::new(Inventory::new(&args.name)));
+    let (drift_tx, drift_rx) = mpsc::unbounded_channel();
+    let mut synced = Vec::new();
+    let mut watches = Vec::new();
+    for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        synced.push(rx);
+        watches.push(tokio::spawn(watch::watch_inventory(
+            cluster.clone(),
+            kind,
+            args.name.clone(),
+            inventory.clone(),
+            tx,
+            drift_tx.clone(),
+        )));
+    }
+    watch::wait_synced(synced).await?;
+    let settings = Settings {
+        name: args.name.clone(),
+        url,
+        reference: args.reference.clone(),
+        path,
+        prune: PruneOptions {
+            enabled: args.prune,
+            max: args.max_prune,
+            force: args.force_prune,
+        },
+        interval: args.interval,
+    };
+    let mut reconciler = Reconciler::new(settings, source, cluster, inventory, metrics.clone());
+    reconciler.init_status().await;
+
+    if args.once {
+        let result = reconciler.pass().await;
+        for w in &watches {
+            w.abort();
+        }
+        return Ok(match result {
+            Ok(outcome) if !outcome.failed() => ExitCode::SUCCESS,
+            Ok(outcome) => {
+                for e in &outcome.errors {
+                    tracing::error!("{e}");
+                }
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                tracing::error!(category = e.category(), "{e}");
+                ExitCode::FAILURE
+            }
+        });
+    }
+
+    let trigger = Arc::new(Notify::new());
+    if let Some(addr) = args.webhook_addr {
+        let Some(file) = &args.webhook_secret_file else {
+            bail!("--webhook-addr needs --webhook-secret-file");
+        };
+        let secret = Secret::new(read_secret(Some(file), None)?);
+        let listener = http::bind(addr).await?;
+        let (t, m) = (trigger.clone(), metrics.clone());
+        tokio::spawn(http::serve(listener, move |req, peer| {
+            webhook::handle(req, peer, secret.clone(), t.clone(), m.clone())
+        }));
+        tracing::info!(%addr, "webhook receiver listening");
+    }
+    let mut _dir_watcher = None;
+    let files = match (&args.dir, args.watch) {
+        (Some(dir), true) => {
+            let (tx, rx) = mpsc::channel(4);
+            _dir_watcher = Some(watch::watch_dir(dir, tx)?);
+            Some(rx)
+        }
+        _ => None,
+    };
+    tokio::select! {
+        () = reconciler.run(trigger, files, drift_rx) => Ok(ExitCode::SUCCESS),
+        () = lease.lost() => bail!("leader lease lost; exiting so that a single reconciler acts"),
+        _ = tokio::signal::ctrl_c() => Ok(ExitCode::SUCCESS),
+    }
 }

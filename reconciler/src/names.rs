@@ -16,3 +16,34 @@ pub const MAX_SUBDOMAIN_LEN: usize = 253;
 
 /// Largest manifest file the reconciler reads (1 MiB).
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Field manager of every write the reconciler makes (server-side apply).
+pub const FIELD_MANAGER: &str = "kubeflex-reconciler";
+
+/// Label on every object a source applied; its value is the source's
+/// `--name`. The inventory is the set of objects carrying it.
+pub const LABEL_SOURCE: &str = "gitops.kflex.kubestellar.org/source";
+
+/// Annotation: the Git URL (or directory) the object came from.
+pub const ANNOTATION_URL: &str = "gitops.kflex.kubestellar.org/url";
+
+/// Annotation: the repository-relative file that defines the object.
+pub const ANNOTATION_PATH: &str = "gitops.kflex.kubestellar.org/path";
+
+/// Annotation: the commit the object was last written at. Not part of the
+/// "unchanged" comparison, so a new commit rewrites only what it changed.
+pub const ANNOTATION_COMMIT: &str = "gitops.kflex.kubestellar.org/commit";
+
+/// Annotation that protects an object from pruning when set to
+/// [`DISABLED`].
+pub const ANNOTATION_PRUNE: &str = "gitops.kflex.kubestellar.org/prune";
+
+/// Annotation that suspends reconciliation of one object (no apply, no drift
+/// correction, no prune) when set to [`DISABLED`].
+pub const ANNOTATION_RECONCILE: &str = "gitops.kflex.kubestellar.org/reconcile";
+
+/// Value of [`ANNOTATION_PRUNE`] and [`ANNOTATION_RECONCILE`] that opts out.
+pub const DISABLED: &str = "disabled";
+
+/// Reporting controller of Events and holder prefix of the Lease.
+pub const CONTROLLER: &str = "kubeflex-reconciler";

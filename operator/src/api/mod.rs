@@ -1,12 +1,16 @@
 //! API types of `tenancy.kflex.kubestellar.org/v1alpha1`, field for field as
 //! KubeFlex defines them, so that KubeFlex YAML applies unchanged.
 //!
+//! `sync` holds the GitOps reconciler's status kind
+//! (`gitops.kflex.kubestellar.org/v1alpha1`).
+//!
 //! These are the only definitions of the resources in the workspace: the
 //! reconciler, the CLI and the tests import them from here.
 
 mod controlplane;
 mod postcreatehook;
 mod schema;
+mod sync;
 
 pub use controlplane::{
     BackendDbType, BootstrapSecretReference, ConditionReason, ConditionStatus, ConditionType,
@@ -14,6 +18,10 @@ pub use controlplane::{
     PostCreateHookUse, SecretReference,
 };
 pub use postcreatehook::{PostCreateHook, PostCreateHookSpec, PostCreateHookStatus, Var};
+pub use sync::{
+    GITOPS_API_VERSION, GITOPS_GROUP, Sync, SyncConditionType, SyncCounts, SyncFileError, SyncSpec,
+    SyncStatus,
+};
 
 /// API group shared by both kinds.
 pub const GROUP: &str = "tenancy.kflex.kubestellar.org";

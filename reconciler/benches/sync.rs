@@ -1,0 +1,204 @@
+//! Benchmark (`cargo bench -p kubeflex-reconciler --bench sync`): the
+//! reconciler binary against testenv and a `git daemon`, on a generated
+//! repository of `BENCH_CPS` (default 10,000) ControlPlane files. Prints
+//! figures; asserts nothing about time.
+//!
+//! 1. initial sync: time and API writes;
+//! 2. one commit changing one file, triggered by a signed webhook: time from
+//!    push to the object changed, files read and writes, next to `git fetch`
+//!    + `git diff-tree` of the same commit by the git CLI;
+//! 3. `--dir --watch`: save-to-applied delay (p50, p90);
+//! 4. peak RSS (VmHWM) of the reconciler process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::{Cluster, GitDaemon, cp, cp_with_vars, free_port, git};
+
+/// Lines of the reconciler's log with `pass done`, ANSI codes stripped.
+fn pass_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut clean = String::new();
+            let mut chars = line.chars();
+            while let Some(c) = chars.next() {
+                if c == '\u{1b}' {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                } else {
+                    clean.push(c);
+                }
+            }
+            if clean.contains("pass done") && tx.send(clean).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn field(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn post_signed(port: u16, secret: &[u8]) {
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let sig = kubeflex_reconciler::webhook::github_signature(secret, body.as_bytes());
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /hook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut out);
+}
+
+fn main() {
+    let n: usize = std::env::var("BENCH_CPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let cluster = Cluster::start().await;
+        let up = support::Upstream::new(&[]);
+        let files: Vec<(String, String)> = (0..n)
+            .map(|i| {
+                let name = format!("bench-{i:05}");
+                (format!("controlplanes/{name}.yaml"), cp(&name))
+            })
+            .collect();
+        let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+        up.commit(&refs, &[], "generated tenants");
+        let daemon = GitDaemon::start(&up.repos());
+        // The git CLI's side: a clone that will fetch the same commit.
+        git(up.tmp.path(), &["clone", "-q", &daemon.url(), "cli"]);
+        let cli = up.tmp.path().join("cli");
+
+        let secret = up.tmp.path().join("secret");
+        std::fs::write(&secret, "bench").unwrap();
+        let port = free_port();
+        let mut cmd = support::reconciler_command(&cluster, "bench");
+        cmd.args(["--git-url", &daemon.url(), "--interval", "1h", "--path", "controlplanes"])
+            .arg("--cache-dir")
+            .arg(up.cache())
+            .args(["--webhook-addr", &format!("127.0.0.1:{port}")])
+            .arg("--webhook-secret-file")
+            .arg(&secret)
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap();
+        let passes = pass_lines(&mut child);
+        let first = passes.recv_timeout(Duration::from_secs(3600)).unwrap();
+        let initial = started.elapsed();
+        println!(
+            "initial sync of {n} ControlPlanes: {:.2?}, {} API writes, {} files read",
+            initial,
+            field(&first, "writes"),
+            field(&first, "files")
+        );
+
+        // One commit changing one file, pushed, then the webhook.
+        let target = "bench-00042";
+        let path = format!("controlplanes/{target}.yaml");
+        let before = git(&up.work(), &["rev-parse", "HEAD"]);
+        let pushed_at = Instant::now();
+        let after = up.commit(&[(&path, &cp_with_vars(target, "    size: large\n"))], &[], "resize one");
+        let push_time = pushed_at.elapsed();
+        let t0 = Instant::now();
+        post_signed(port, b"bench");
+        let cps = cluster.cps();
+        loop {
+            let obj = cps.get(target).await.unwrap();
+            if obj.data["spec"]["globalVars"]["size"] == "large" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let ours = t0.elapsed();
+        let line = passes.recv_timeout(Duration::from_secs(60)).unwrap();
+        let t1 = Instant::now();
+        git(&cli, &["fetch", "-q", "origin"]);
+        let diff = git(&cli, &["diff-tree", "-r", "--name-only", &before, &after]);
+        let git_cli = t1.elapsed();
+        println!(
+            "one changed file: webhook→applied {ours:.2?} (push itself {push_time:.2?}); files read {}, API writes {}",
+            field(&line, "files"),
+            field(&line, "writes")
+        );
+        println!("git CLI fetch + diff-tree of the same commit: {git_cli:.2?} ({diff})");
+        println!("peak RSS of the reconciler (VmHWM): {} MiB", vm_hwm_kib(child.id()) / 1024);
+        let _ = child.kill();
+        let _ = child.wait();
+
+        // Local watch mode.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("w.yaml"), cp("bench-watch")).unwrap();
+        let mut cmd = support::reconciler_command(&cluster, "benchwatch");
+        cmd.arg("--dir").arg(dir.path()).arg("--watch").env("NO_COLOR", "1").stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let passes = pass_lines(&mut child);
+        passes.recv_timeout(Duration::from_secs(60)).unwrap();
+        let mut delays = Vec::new();
+        for i in 0..20 {
+            let value = format!("v{i}");
+            let t = Instant::now();
+            std::fs::write(
+                dir.path().join("w.yaml"),
+                cp_with_vars("bench-watch", &format!("    rev: {value}\n")),
+            )
+            .unwrap();
+            loop {
+                let obj = cps.get("bench-watch").await.unwrap();
+                if obj.data["spec"]["globalVars"]["rev"] == value.as_str() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            delays.push(t.elapsed());
+        }
+        delays.sort();
+        println!(
+            "watch mode save→applied: p50 {:.0?}, p90 {:.0?} (debounce {:?})",
+            delays[delays.len() / 2],
+            delays[delays.len() * 9 / 10],
+            kubeflex_reconciler::watch::DEBOUNCE
+        );
+        println!("peak RSS of the watch-mode reconciler: {} MiB", vm_hwm_kib(child.id()) / 1024);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = Command::new("true").status();
+    });
+}

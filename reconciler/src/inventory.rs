@@ -1,0 +1,220 @@
+//! What a source applied: the cluster objects carrying its source label
+//! ([`LABEL_SOURCE`]`=<name>`), kept in memory in a compact form.
+//!
+//! The cluster is the record (no separate inventory object to lose): the
+//! label says which source owns an object, the path annotation which file
+//! defined it. The map is filled by a label-selected watch and by the
+//! responses to our own writes, so a pass never lists the cluster.
+
+use std::collections::BTreeMap;
+
+use kube::api::DynamicObject;
+use serde_json::Value;
+
+use crate::names::{
+    ANNOTATION_COMMIT, ANNOTATION_PATH, ANNOTATION_PRUNE, ANNOTATION_RECONCILE, DISABLED,
+    LABEL_SOURCE,
+};
+use crate::validate::{Kind, ObjectKey};
+
+/// One entry of an object's `metadata.managedFields`, reduced to `spec`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManagedSpec {
+    pub manager: String,
+    /// `Apply` or `Update`.
+    pub operation: String,
+    /// The `f:spec` subtree of `fieldsV1`; `Null` when it owns nothing there.
+    pub fields: Value,
+}
+
+/// A live object, as much of it as reconciling needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveObject {
+    pub key: ObjectKey,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub spec: Value,
+    pub managed: Vec<ManagedSpec>,
+    /// A deletion is under way (finalizers pending).
+    pub deleting: bool,
+}
+
+impl LiveObject {
+    /// The compact form of an object read from the API. `None` without a name.
+    pub fn from_dynamic(kind: Kind, obj: &DynamicObject) -> Option<Self> {
+        let meta = &obj.metadata;
+        let name = meta.name.clone()?;
+        let managed = meta
+            .managed_fields
+            .iter()
+            .flatten()
+            .map(|entry| ManagedSpec {
+                manager: entry.manager.clone().unwrap_or_default(),
+                operation: entry.operation.clone().unwrap_or_default(),
+                fields: entry
+                    .fields_v1
+                    .as_ref()
+                    .and_then(|f| f.0.get("f:spec").cloned())
+                    .unwrap_or(Value::Null),
+            })
+            .collect();
+        Some(Self {
+            key: ObjectKey { kind, name },
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            annotations: meta.annotations.clone().unwrap_or_default(),
+            spec: obj.data.get("spec").cloned().unwrap_or(Value::Null),
+            managed,
+            deleting: meta.deletion_timestamp.is_some(),
+        })
+    }
+
+    /// The source that applied it, if any.
+    pub fn source(&self) -> Option<&str> {
+        self.labels.get(LABEL_SOURCE).map(String::as_str)
+    }
+
+    /// The repository file that defined it, as recorded when applied.
+    pub fn path(&self) -> Option<&str> {
+        self.annotations.get(ANNOTATION_PATH).map(String::as_str)
+    }
+
+    /// The commit it was last written at.
+    pub fn commit(&self) -> Option<&str> {
+        self.annotations.get(ANNOTATION_COMMIT).map(String::as_str)
+    }
+
+    /// Protected from pruning by `prune: disabled`.
+    pub fn protected(&self) -> bool {
+        self.annotations.get(ANNOTATION_PRUNE).map(String::as_str) == Some(DISABLED)
+    }
+
+    /// Reconciliation suspended by `reconcile: disabled`.
+    pub fn suspended(&self) -> bool {
+        self.annotations
+            .get(ANNOTATION_RECONCILE)
+            .map(String::as_str)
+            == Some(DISABLED)
+    }
+}
+
+/// The objects one source manages, by key.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    source: String,
+    objects: BTreeMap<ObjectKey, LiveObject>,
+}
+
+impl Inventory {
+    pub fn new(source: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            objects: BTreeMap::new(),
+        }
+    }
+
+    /// Records the state of an object; forgets it when it no longer carries
+    /// this source's label (someone took it over, so it is not ours to prune).
+    pub fn upsert(&mut self, obj: LiveObject) {
+        if obj.source() == Some(self.source.as_str()) {
+            self.objects.insert(obj.key.clone(), obj);
+        } else {
+            self.objects.remove(&obj.key);
+        }
+    }
+
+    pub fn remove(&mut self, key: &ObjectKey) -> Option<LiveObject> {
+        self.objects.remove(key)
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<&LiveObject> {
+        self.objects.get(key)
+    }
+
+    pub fn objects(&self) -> &BTreeMap<ObjectKey, LiveObject> {
+        &self.objects
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Replaces the objects of one kind (a watch's initial list).
+    pub fn replace_kind(&mut self, kind: Kind, objects: impl IntoIterator<Item = LiveObject>) {
+        self.objects.retain(|k, _| k.kind != kind);
+        for obj in objects {
+            self.upsert(obj);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A managed ControlPlane as the inventory would hold it.
+    pub(crate) fn mk_live(name: &str, source: &str, path: &str) -> LiveObject {
+        LiveObject {
+            key: ObjectKey {
+                kind: Kind::ControlPlane,
+                name: name.to_owned(),
+            },
+            uid: Some(format!("uid-{name}")),
+            resource_version: Some("1".to_owned()),
+            labels: BTreeMap::from([(LABEL_SOURCE.to_owned(), source.to_owned())]),
+            annotations: BTreeMap::from([(ANNOTATION_PATH.to_owned(), path.to_owned())]),
+            spec: serde_json::json!({"type": "k8s"}),
+            managed: Vec::new(),
+            deleting: false,
+        }
+    }
+
+    #[test]
+    fn from_dynamic_keeps_what_reconciling_needs() {
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tenancy.kflex.kubestellar.org/v1alpha1",
+            "kind": "ControlPlane",
+            "metadata": {
+                "name": "cp1", "uid": "u1", "resourceVersion": "7",
+                "labels": {LABEL_SOURCE: "default"},
+                "annotations": {ANNOTATION_PATH: "cps/cp1.yaml", ANNOTATION_PRUNE: "disabled"},
+                "managedFields": [{
+                    "manager": "kubectl-edit", "operation": "Update",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {"f:globalVars": {"f:x": {}}}}
+                }]
+            },
+            "spec": {"type": "k8s"},
+            "status": {"observedGeneration": 1}
+        }))
+        .unwrap();
+        let live = LiveObject::from_dynamic(Kind::ControlPlane, &obj).unwrap();
+        assert_eq!(live.source(), Some("default"));
+        assert_eq!(live.path(), Some("cps/cp1.yaml"));
+        assert!(live.protected());
+        assert!(!live.suspended());
+        assert_eq!(live.managed[0].manager, "kubectl-edit");
+        assert_eq!(
+            live.managed[0].fields,
+            serde_json::json!({"f:globalVars": {"f:x": {}}})
+        );
+    }
+
+    #[test]
+    fn objects_of_other_sources_are_not_ours() {
+        let mut inv = Inventory::new("default");
+        inv.upsert(mk_live("a", "default", "a.yaml"));
+        inv.upsert(mk_live("b", "other", "b.yaml"));
+        assert_eq!(inv.len(), 1);
+        // Relabelled by someone else: forgotten, so never pruned.
+        inv.upsert(mk_live("a", "other", "a.yaml"));
+        assert!(inv.is_empty());
+    }
+}

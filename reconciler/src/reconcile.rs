@@ -1,0 +1,746 @@
+//! The reconcile loop: read (source and inventory), compute (plan), apply
+//! (writes, prune, status). One task runs passes and drift corrections in
+//! turn, so the two never race on an object.
+//!
+//! Guarantees: a pass that cannot fetch or read the tree stops before the
+//! plan (nothing applied, nothing pruned); the last applied revision only
+//! advances when every write of a pass succeeded, so a failed write is
+//! retried (with backoff) and the changes since are re-read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kubeflex_operator::api::{SyncConditionType, SyncCounts, SyncSpec, SyncStatus};
+use tokio::sync::{Notify, mpsc};
+use tracing::Instrument;
+
+use crate::apply::Cluster;
+use crate::drift::display_path;
+use crate::error::Error;
+use crate::inventory::Inventory;
+use crate::metrics::Metrics;
+use crate::names::CONTROLLER;
+use crate::plan::{self, DesiredObject, PruneOptions, Scope, SkipReason};
+use crate::source::{ChangeKind, Changes, Source, poll_blocking};
+use crate::status::{StatusWriter, file_errors, now, set_condition};
+use crate::validate::{
+    ClusterView, Definition, ObjectKey, Options, Problem, Report, Selection, validate,
+};
+use crate::watch::{ObjectEvent, control_plane_types, lock};
+
+/// Writes in flight at once during a pass.
+const CONCURRENCY: usize = 16;
+
+/// Retry delays after a failed pass: doubling from the first to the last.
+const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
+
+/// How the reconciler was configured.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `--name`: the Sync object and the source label value.
+    pub name: String,
+    /// Shown in status and annotations: the Git URL or the directory.
+    pub url: String,
+    pub reference: Option<String>,
+    pub path: String,
+    pub prune: PruneOptions,
+    pub interval: Duration,
+}
+
+/// What a source yielded and validation made of it.
+pub struct Read {
+    pub revision: String,
+    /// `None` for a full pass; otherwise the files changed (incl. deleted).
+    pub changed: Option<BTreeSet<String>>,
+    pub report: Report,
+}
+
+/// Polls the source and validates what changed. Any error here means the
+/// pass stops: nothing is applied or pruned.
+pub async fn read(
+    source: Arc<dyn Source>,
+    last_applied: Option<String>,
+    desired: &BTreeMap<ObjectKey, DesiredObject>,
+    cluster: ClusterView,
+) -> Result<Option<Read>, Error> {
+    let update = poll_blocking(source, last_applied.clone()).await?;
+    let revision = update.snapshot.revision().to_owned();
+    let changed = match &update.changes {
+        Changes::Full => None,
+        Changes::Paths(paths) if paths.is_empty() && last_applied.as_deref() == Some(&revision) => {
+            return Ok(None);
+        }
+        Changes::Paths(paths) => Some(
+            paths
+                .iter()
+                .map(|c| c.path.clone())
+                .collect::<BTreeSet<_>>(),
+        ),
+    };
+    let mut options = Options {
+        cluster,
+        ..Options::default()
+    };
+    let selection: Option<Vec<String>> = match (&update.changes, &changed) {
+        (Changes::Paths(paths), Some(changed)) => {
+            options.elsewhere = desired
+                .values()
+                .filter(|d| !changed.contains(&d.path))
+                .map(|d| Definition {
+                    key: d.key.clone(),
+                    path: d.path.clone(),
+                    pos: d.pos,
+                })
+                .collect();
+            Some(
+                paths
+                    .iter()
+                    .filter(|c| c.kind != ChangeKind::Deleted)
+                    .map(|c| c.path.clone())
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
+    let snapshot = update.snapshot;
+    let report = tokio::task::spawn_blocking(move || {
+        let selection = match &selection {
+            Some(paths) => Selection::Paths(paths),
+            None => Selection::All,
+        };
+        validate(snapshot.as_ref(), selection, &options)
+    })
+    .await
+    .map_err(|e| Error::Join(e.to_string()))??;
+    Ok(Some(Read {
+        revision,
+        changed,
+        report,
+    }))
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub revision: String,
+    /// Nothing new: the revision was already applied.
+    pub idle: bool,
+    pub counts: SyncCounts,
+    pub writes: usize,
+    pub files_read: usize,
+    pub validation_errors: usize,
+    pub errors: Vec<String>,
+    pub prune_blocked: Option<String>,
+}
+
+impl Outcome {
+    /// Anything a user must look at (for `--once`'s exit code).
+    pub fn failed(&self) -> bool {
+        self.counts.failed > 0 || self.validation_errors > 0 || self.prune_blocked.is_some()
+    }
+}
+
+/// The reconciler's state between passes.
+pub struct Reconciler {
+    settings: Settings,
+    source: Arc<dyn Source>,
+    cluster: Cluster,
+    inventory: Arc<Mutex<Inventory>>,
+    /// Every object Git defines, as last read (for incremental passes and
+    /// drift correction).
+    desired: BTreeMap<ObjectKey, DesiredObject>,
+    /// Errors of files that failed validation, by file.
+    failed_files: BTreeMap<String, Vec<Problem>>,
+    last_applied: Option<String>,
+    status: SyncStatus,
+    writer: StatusWriter,
+    recorder: Recorder,
+    reference: Option<ObjectReference>,
+    metrics: Arc<Metrics>,
+    /// What the last pass that did work concluded.
+    verdict: Option<Verdict>,
+    /// Files of objects whose prune was put off.
+    deferred: BTreeSet<String>,
+}
+
+/// `Ready` and `Stalled` as a pass concluded them.
+#[derive(Clone, Debug)]
+struct Verdict {
+    ready: bool,
+    stalled: bool,
+    reason: &'static str,
+    message: String,
+}
+
+impl Verdict {
+    fn of(outcome: &Outcome) -> Self {
+        let (ready, stalled, reason, message) = if outcome.counts.failed > 0 {
+            (false, false, "ApplyFailed", outcome.errors.join("; "))
+        } else if let Some(blocked) = &outcome.prune_blocked {
+            (false, true, "PruneBlocked", blocked.clone())
+        } else if outcome.validation_errors > 0 {
+            let message = format!(
+                "{} errors in files; see status.errors",
+                outcome.validation_errors
+            );
+            (false, true, "ValidationFailed", message)
+        } else {
+            let message = format!("applied revision {}", outcome.revision);
+            (true, false, "Applied", message)
+        };
+        Self {
+            ready,
+            stalled,
+            reason,
+            message,
+        }
+    }
+}
+
+impl Reconciler {
+    pub fn new(
+        settings: Settings,
+        source: Arc<dyn Source>,
+        cluster: Cluster,
+        inventory: Arc<Mutex<Inventory>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let client = cluster.client().clone();
+        let reporter = Reporter {
+            controller: CONTROLLER.to_owned(),
+            instance: None,
+        };
+        Self {
+            writer: StatusWriter::new(client.clone(), &settings.name),
+            recorder: Recorder::new(client, reporter),
+            settings,
+            source,
+            cluster,
+            inventory,
+            desired: BTreeMap::new(),
+            failed_files: BTreeMap::new(),
+            last_applied: None,
+            status: SyncStatus::default(),
+            reference: None,
+            metrics,
+            verdict: None,
+            deferred: BTreeSet::new(),
+        }
+    }
+
+    /// Creates the Sync object and picks up its status. A missing CRD is
+    /// logged, not fatal: reconciling works without the status object.
+    pub async fn init_status(&mut self) {
+        let spec = SyncSpec {
+            url: Some(self.settings.url.clone()),
+            reference: self.settings.reference.clone(),
+            path: Some(self.settings.path.clone()),
+        };
+        match self.writer.ensure(spec).await {
+            Ok(status) => self.status = status,
+            Err(e) => tracing::warn!(error = %e, "cannot write the Sync status object"),
+        }
+        self.status.url = Some(self.settings.url.clone());
+        self.status.reference = self.settings.reference.clone();
+        self.reference = self.writer.reference().await.ok();
+    }
+
+    /// One pass, with status, events and metrics.
+    pub async fn pass(&mut self) -> Result<Outcome, Error> {
+        let started = Instant::now();
+        let span = tracing::info_span!("sync", name = %self.settings.name, revision = tracing::field::Empty);
+        let result = self.pass_inner(&span).instrument(span.clone()).await;
+        let now = now();
+        let conditions = &mut self.status.conditions;
+        match &result {
+            Ok(outcome) => {
+                if !outcome.idle {
+                    self.metrics.pass_duration(started.elapsed());
+                    self.verdict = Some(Verdict::of(outcome));
+                }
+                set_condition(
+                    conditions,
+                    SyncConditionType::FETCHING,
+                    false,
+                    "Fetched",
+                    "",
+                    &now,
+                );
+                if let Some(v) = &self.verdict {
+                    set_condition(
+                        conditions,
+                        SyncConditionType::READY,
+                        v.ready,
+                        v.reason,
+                        &v.message,
+                        &now,
+                    );
+                    let (reason, message) = if v.stalled {
+                        (v.reason, v.message.as_str())
+                    } else {
+                        ("Progressing", "")
+                    };
+                    set_condition(
+                        conditions,
+                        SyncConditionType::STALLED,
+                        v.stalled,
+                        reason,
+                        message,
+                        &now,
+                    );
+                }
+            }
+            Err(e) => {
+                self.metrics.failure(e.category());
+                if matches!(e, Error::Source(_)) {
+                    self.metrics.fetch_error();
+                }
+                let message = e.to_string();
+                set_condition(
+                    conditions,
+                    SyncConditionType::FETCHING,
+                    true,
+                    "FetchFailed",
+                    &message,
+                    &now,
+                );
+                set_condition(
+                    conditions,
+                    SyncConditionType::READY,
+                    false,
+                    "FetchFailed",
+                    &message,
+                    &now,
+                );
+                let stalled = !e.is_transient();
+                set_condition(
+                    conditions,
+                    SyncConditionType::STALLED,
+                    stalled,
+                    if stalled { e.category() } else { "Retrying" },
+                    if stalled { &message } else { "" },
+                    &now,
+                );
+            }
+        }
+        let status = self.status.clone();
+        match self.writer.write(&status).await {
+            Ok(true) => tracing::debug!("status written"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "writing status failed"),
+        }
+        result
+    }
+
+    async fn pass_inner(&mut self, span: &tracing::Span) -> Result<Outcome, Error> {
+        let view = ClusterView {
+            hooks: Some(self.cluster.hook_names().await?),
+            control_plane_types: control_plane_types(&lock(&self.inventory)),
+        };
+        let Some(read) = read(
+            self.source.clone(),
+            self.last_applied.clone(),
+            &self.desired,
+            view,
+        )
+        .await?
+        else {
+            return Ok(Outcome {
+                idle: true,
+                revision: self.last_applied.clone().unwrap_or_default(),
+                ..Outcome::default()
+            });
+        };
+        span.record("revision", read.revision.as_str());
+        self.status.last_fetched_commit = Some(read.revision.clone());
+        let Read {
+            revision,
+            changed,
+            report,
+        } = read;
+
+        // Errors by file: a full pass replaces them, an incremental one
+        // replaces those of the files it read.
+        match &changed {
+            None => self.failed_files.clear(),
+            Some(paths) => self.failed_files.retain(|p, _| !paths.contains(p)),
+        }
+        for problem in report.errors() {
+            self.failed_files
+                .entry(problem.path.clone())
+                .or_default()
+                .push(problem.clone());
+        }
+        for warning in report.warnings() {
+            tracing::info!(%warning, "validation warning");
+        }
+        let failed: BTreeSet<String> = self.failed_files.keys().cloned().collect();
+        let new: Vec<DesiredObject> = report
+            .documents
+            .iter()
+            .map(|d| DesiredObject::from_document(d, &self.settings.name, &self.settings.url))
+            .collect();
+        let elsewhere: BTreeSet<ObjectKey> = match &changed {
+            None => BTreeSet::new(),
+            Some(paths) => self
+                .desired
+                .values()
+                .filter(|d| !paths.contains(&d.path) || failed.contains(&d.path))
+                .map(|d| d.key.clone())
+                .collect(),
+        };
+        // Files whose objects' prune was put off (a broken file, the guard)
+        // stay in scope until a pass decides about them.
+        let scope_paths = changed.as_ref().map(|paths| {
+            paths
+                .union(&self.deferred)
+                .cloned()
+                .collect::<BTreeSet<_>>()
+        });
+        let plan = {
+            let inventory = lock(&self.inventory);
+            let plan = plan::plan(plan::Input {
+                desired: &new,
+                elsewhere: &elsewhere,
+                failed_files: &failed,
+                scope: match &scope_paths {
+                    None => Scope::Full,
+                    Some(paths) => Scope::Paths(paths),
+                },
+                inventory: inventory.objects(),
+                prune: self.settings.prune,
+            });
+            self.deferred = plan
+                .skipped
+                .iter()
+                .filter(|(_, r)| {
+                    matches!(r, SkipReason::ValidationErrors | SkipReason::PruneBlocked)
+                })
+                .filter_map(|(k, _)| inventory.get(k).and_then(|o| o.path().map(str::to_owned)))
+                .collect();
+            plan
+        };
+
+        let mut outcome = Outcome {
+            revision: revision.clone(),
+            files_read: report.files.len(),
+            validation_errors: report.errors().count()
+                + self
+                    .failed_files
+                    .iter()
+                    .filter(|(p, _)| !report.files.contains_key(*p))
+                    .map(|(_, v)| v.len())
+                    .sum::<usize>(),
+            ..Outcome::default()
+        };
+        outcome.counts.unchanged = plan.unchanged.len() as i64;
+        let cluster = self.cluster.clone();
+        let mut writes = futures::stream::iter(plan.apply.iter().map(|(desired, diff)| {
+            let cluster = cluster.clone();
+            let revision = revision.clone();
+            async move {
+                (
+                    desired,
+                    cluster.apply(desired, diff.as_ref(), &revision).await,
+                )
+            }
+        }))
+        .buffer_unordered(CONCURRENCY);
+        let mut apply_errors = Vec::new();
+        while let Some((desired, result)) = writes.next().await {
+            match result {
+                Ok(written) => {
+                    outcome.counts.applied += 1;
+                    outcome.writes += written.writes;
+                    lock(&self.inventory).upsert(written.live);
+                }
+                Err(e) => {
+                    tracing::warn!(key = %desired.key, error = %e, "apply failed");
+                    apply_errors.push(format!("{}:{}: {e}", desired.path, desired.pos));
+                    self.metrics.failure(e.category());
+                }
+            }
+        }
+        drop(writes);
+        for live in &plan.prune {
+            match self.cluster.delete(live).await {
+                Ok(()) => {
+                    outcome.counts.pruned += 1;
+                    outcome.writes += 1;
+                    lock(&self.inventory).remove(&live.key);
+                    tracing::info!(key = %live.key, "pruned");
+                }
+                Err(e) => {
+                    tracing::warn!(key = %live.key, error = %e, "prune failed");
+                    apply_errors.push(e.to_string());
+                }
+            }
+        }
+        outcome.counts.failed = apply_errors.len() as i64;
+        outcome.errors = apply_errors;
+        outcome.prune_blocked = plan.prune_blocked.as_ref().map(ToString::to_string);
+        for (key, reason) in &plan.skipped {
+            tracing::info!(%key, reason = reason.as_str(), "left as it is");
+        }
+
+        // The new desired state: what was read replaces what those files
+        // defined; objects of failed files stay as they were.
+        match &changed {
+            None => self.desired.retain(|_, d| failed.contains(&d.path)),
+            Some(paths) => self
+                .desired
+                .retain(|_, d| !paths.contains(&d.path) || failed.contains(&d.path)),
+        }
+        for d in new {
+            self.desired.insert(d.key.clone(), d);
+        }
+        if outcome.counts.failed == 0 {
+            self.last_applied = Some(revision.clone());
+            self.status.last_applied_commit = Some(revision.clone());
+            self.metrics.last_applied(now().0.as_second() as f64);
+        }
+        self.status.counts = outcome.counts;
+        let mut errors = file_errors(self.failed_files.values().flatten());
+        errors.extend(
+            outcome
+                .errors
+                .iter()
+                .map(|e| kubeflex_operator::api::SyncFileError {
+                    path: e.split(':').next().unwrap_or_default().to_owned(),
+                    line: 0,
+                    column: 0,
+                    message: e.clone(),
+                }),
+        );
+        self.status.errors = errors;
+        self.status.prune_blocked = plan
+            .prune_blocked
+            .as_ref()
+            .map(|b| {
+                b.candidates
+                    .iter()
+                    .map(|k| format!("{}/{}", k.kind, k.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if outcome.writes > 0 || outcome.counts.failed > 0 {
+            self.status.last_sync_time = Some(now());
+        }
+        self.metrics
+            .objects("applied", outcome.counts.applied as usize);
+        self.metrics
+            .objects("unchanged", outcome.counts.unchanged as usize);
+        self.metrics
+            .objects("pruned", outcome.counts.pruned as usize);
+        self.metrics
+            .objects("failed", outcome.counts.failed as usize);
+        self.events(&outcome).await;
+        tracing::info!(
+            applied = outcome.counts.applied,
+            unchanged = outcome.counts.unchanged,
+            pruned = outcome.counts.pruned,
+            failed = outcome.counts.failed,
+            files = outcome.files_read,
+            writes = outcome.writes,
+            "pass done"
+        );
+        Ok(outcome)
+    }
+
+    async fn events(&self, outcome: &Outcome) {
+        let c = outcome.counts;
+        if c.applied > 0 || c.pruned > 0 {
+            let note = format!(
+                "revision {}: applied {}, pruned {}",
+                outcome.revision, c.applied, c.pruned
+            );
+            self.event(EventType::Normal, "Applied", "Sync", note).await;
+        }
+        if c.failed > 0 {
+            self.event(
+                EventType::Warning,
+                "Failed",
+                "Sync",
+                outcome.errors.join("; "),
+            )
+            .await;
+        }
+        if let Some(blocked) = &outcome.prune_blocked {
+            self.event(EventType::Warning, "PruneBlocked", "Prune", blocked.clone())
+                .await;
+        }
+    }
+
+    async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
+        let Some(reference) = &self.reference else {
+            return;
+        };
+        // Events are capped at 1 kB of note.
+        let note: String = note.chars().take(1000).collect();
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, reference).await {
+            tracing::debug!(error = %e, "publishing an event failed");
+        }
+    }
+
+    /// Puts a managed object back as Git says after someone changed or
+    /// deleted it (unless suspended). Returns whether it wrote.
+    pub async fn correct_drift(&mut self, event: ObjectEvent) -> Result<bool, Error> {
+        let (key, deleted) = match &event {
+            ObjectEvent::Changed(k) => (k, false),
+            ObjectEvent::Deleted(k) => (k, true),
+        };
+        let Some(desired) = self.desired.get(key) else {
+            return Ok(false);
+        };
+        let live = lock(&self.inventory).get(key).cloned();
+        let diff = match (&live, deleted) {
+            (Some(live), _) if live.suspended() || live.deleting => return Ok(false),
+            (Some(live), _) => match desired.compare(live) {
+                Some(diff) => Some(diff),
+                None => return Ok(false),
+            },
+            (None, true) => None,
+            (None, false) => return Ok(false),
+        };
+        let commit = live
+            .as_ref()
+            .and_then(|l| l.commit().map(str::to_owned))
+            .or_else(|| self.last_applied.clone())
+            .unwrap_or_default();
+        let what = match &diff {
+            None => "recreated (deleted in the cluster)".to_owned(),
+            Some(d) => {
+                let mut parts = Vec::new();
+                if d.values_differ {
+                    parts.push("values restored".to_owned());
+                }
+                for (path, manager) in &d.foreign {
+                    parts.push(format!(
+                        "{} removed (added by {manager})",
+                        display_path(path)
+                    ));
+                }
+                parts.join(", ")
+            }
+        };
+        let written = self.cluster.apply(desired, diff.as_ref(), &commit).await?;
+        lock(&self.inventory).upsert(written.live);
+        tracing::info!(%key, %what, "drift corrected");
+        self.metrics.objects("drift", 1);
+        self.event(
+            EventType::Warning,
+            "DriftCorrected",
+            "Drift",
+            format!("{key}: {what}"),
+        )
+        .await;
+        Ok(written.writes > 0)
+    }
+
+    /// Runs passes until `stop` resolves: every `interval`, on a webhook or
+    /// file trigger, with backoff after failures; drift events are handled
+    /// between passes.
+    pub async fn run(
+        mut self,
+        trigger: Arc<Notify>,
+        mut files: Option<mpsc::Receiver<()>>,
+        mut drift: mpsc::UnboundedReceiver<ObjectEvent>,
+    ) {
+        let mut backoff = BACKOFF.0;
+        loop {
+            let delay = match self.pass().await {
+                Ok(outcome) if outcome.counts.failed == 0 => {
+                    backoff = BACKOFF.0;
+                    self.metrics.set_ready(true);
+                    self.settings.interval
+                }
+                Ok(_) => next_backoff(&mut backoff),
+                Err(e) => {
+                    tracing::warn!(error = %e, category = e.category(), retry_in = ?backoff, "pass failed; keeping the last applied state");
+                    next_backoff(&mut backoff)
+                }
+            };
+            let deadline = tokio::time::Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => break,
+                    () = trigger.notified() => break,
+                    Some(()) = recv(&mut files) => break,
+                    Some(event) = drift.recv() => {
+                        if let Err(e) = self.correct_drift(event).await {
+                            tracing::warn!(error = %e, "correcting drift failed; the next pass retries");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn next_backoff(current: &mut Duration) -> Duration {
+    let delay = *current;
+    *current = (*current * 2).min(BACKOFF.1);
+    delay
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::DirSource;
+
+    #[tokio::test]
+    async fn a_missing_path_is_an_error_not_an_empty_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let source: Arc<dyn Source> = Arc::new(DirSource::new(dir.path(), "tenants").unwrap());
+        let err = read(source, None, &BTreeMap::new(), ClusterView::default())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.category(), "path");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_remote_is_an_error_before_any_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::source::GitSourceConfig::new(
+            "git://127.0.0.1:1/nothing.git",
+            dir.path().join("cache"),
+        );
+        let source: Arc<dyn Source> = Arc::new(crate::source::GitSource::new(config).unwrap());
+        let err = read(source, None, &BTreeMap::new(), ClusterView::default())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.category(), "fetch");
+        assert!(err.is_transient());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut b = BACKOFF.0;
+        assert_eq!(next_backoff(&mut b), Duration::from_secs(1));
+        assert_eq!(next_backoff(&mut b), Duration::from_secs(2));
+        for _ in 0..20 {
+            next_backoff(&mut b);
+        }
+        assert_eq!(next_backoff(&mut b), BACKOFF.1);
+    }
+}

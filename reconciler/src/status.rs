@@ -1,0 +1,218 @@
+//! The `Sync` object: where users see what the reconciler follows and why
+//! it is not Ready. Conditions are computed purely ([`set_condition`]); the
+//! [`StatusWriter`] writes them by server-side apply to the status
+//! subresource, and only when something changed, so a quiet reconciler
+//! makes no writes and `lastTransitionTime` moves only on a transition.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kubeflex_operator::api::{GITOPS_API_VERSION, Sync, SyncFileError, SyncSpec, SyncStatus};
+
+use crate::error::Error;
+use crate::names::FIELD_MANAGER;
+use crate::validate::{Problem, Severity};
+
+/// Sets condition `type_`; its `lastTransitionTime` changes only when its
+/// status does. Returns whether anything changed.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    now: &Time,
+) -> bool {
+    let status = if status { "True" } else { "False" };
+    let existing = conditions.iter_mut().find(|c| c.type_ == type_);
+    match existing {
+        Some(c) if c.status == status && c.reason == reason && c.message == message => false,
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = now.clone();
+            }
+            c.status = status.to_owned();
+            c.reason = reason.to_owned();
+            c.message = message.to_owned();
+            true
+        }
+        None => {
+            conditions.push(Condition {
+                type_: type_.to_owned(),
+                status: status.to_owned(),
+                reason: reason.to_owned(),
+                message: message.to_owned(),
+                last_transition_time: now.clone(),
+                observed_generation: None,
+            });
+            true
+        }
+    }
+}
+
+/// The status form of validation problems (errors only; warnings are
+/// logged). Capped so the object stays far below etcd's size limit.
+pub fn file_errors<'a>(problems: impl IntoIterator<Item = &'a Problem>) -> Vec<SyncFileError> {
+    const MAX_ERRORS: usize = 100;
+    problems
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error)
+        .take(MAX_ERRORS)
+        .map(|p| SyncFileError {
+            path: p.path.clone(),
+            line: i64::from(p.pos.line),
+            column: i64::from(p.pos.column),
+            message: p.to_string(),
+        })
+        .collect()
+}
+
+/// The current time as the API wants it (whole seconds, like the server).
+pub fn now() -> Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+/// Writes one `Sync` object.
+pub struct StatusWriter {
+    api: Api<Sync>,
+    name: String,
+    last: Option<SyncStatus>,
+}
+
+impl StatusWriter {
+    pub fn new(client: kube::Client, name: &str) -> Self {
+        Self {
+            api: Api::all(client),
+            name: name.to_owned(),
+            last: None,
+        }
+    }
+
+    /// Creates or updates the object's spec (what the reconciler was started
+    /// with) and returns the status it holds, to continue from.
+    pub async fn ensure(&mut self, spec: SyncSpec) -> Result<SyncStatus, Error> {
+        let body = serde_json::json!({
+            "apiVersion": GITOPS_API_VERSION,
+            "kind": "Sync",
+            "metadata": { "name": self.name },
+            "spec": spec,
+        });
+        let obj = self
+            .api
+            .patch(
+                &self.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(|e| Error::api("applying the Sync object", e))?;
+        let status = obj.status.unwrap_or_default();
+        self.last = Some(status.clone());
+        Ok(status)
+    }
+
+    /// Writes `status` unless it is what was last written. Returns whether
+    /// it wrote.
+    pub async fn write(&mut self, status: &SyncStatus) -> Result<bool, Error> {
+        if self.last.as_ref() == Some(status) {
+            return Ok(false);
+        }
+        let body = serde_json::json!({
+            "apiVersion": GITOPS_API_VERSION,
+            "kind": "Sync",
+            "metadata": { "name": self.name },
+            "status": status,
+        });
+        self.api
+            .patch_status(
+                &self.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(|e| Error::api("writing the Sync status", e))?;
+        self.last = Some(status.clone());
+        Ok(true)
+    }
+
+    /// A reference to the object, for Events.
+    pub async fn reference(&self) -> Result<k8s_openapi::api::core::v1::ObjectReference, Error> {
+        use kube::Resource;
+        let obj = self
+            .api
+            .get(&self.name)
+            .await
+            .map_err(|e| Error::api("reading the Sync object", e))?;
+        Ok(obj.object_ref(&()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(second: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(second).unwrap())
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_a_status_change() {
+        let mut conditions = Vec::new();
+        assert!(set_condition(
+            &mut conditions,
+            "Ready",
+            true,
+            "Applied",
+            "",
+            &at(1)
+        ));
+        assert!(!set_condition(
+            &mut conditions,
+            "Ready",
+            true,
+            "Applied",
+            "",
+            &at(2)
+        ));
+        assert_eq!(conditions[0].last_transition_time, at(1));
+        // Same status, new message: written, but no transition.
+        assert!(set_condition(
+            &mut conditions,
+            "Ready",
+            true,
+            "Applied",
+            "rev b",
+            &at(3)
+        ));
+        assert_eq!(conditions[0].last_transition_time, at(1));
+        assert!(set_condition(
+            &mut conditions,
+            "Ready",
+            false,
+            "FetchFailed",
+            "x",
+            &at(4)
+        ));
+        assert_eq!(conditions[0].last_transition_time, at(4));
+        assert_eq!(conditions.len(), 1);
+    }
+
+    #[test]
+    fn file_errors_keep_position_and_message() {
+        let problem = Problem {
+            severity: Severity::Error,
+            kind: crate::validate::ProblemKind::Syntax,
+            path: "cps/a.yaml".into(),
+            pos: crate::document::Pos { line: 3, column: 7 },
+            object: None,
+            field: None,
+            message: "bad".into(),
+        };
+        let mut warning = problem.clone();
+        warning.severity = Severity::Warning;
+        let errors = file_errors([&problem, &warning]);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].message, "cps/a.yaml:3:7: bad");
+        assert_eq!((errors[0].line, errors[0].column), (3, 7));
+    }
+}

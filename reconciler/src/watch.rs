@@ -1,0 +1,195 @@
+//! Watches, both kinds: the managed objects in the cluster (filling the
+//! inventory and reporting drift), and, in `--dir --watch` mode, the
+//! directory on disk (notify, debounced, so one save is one pass).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use notify::Watcher as _;
+use tokio::sync::{mpsc, watch};
+
+use crate::apply::Cluster;
+use crate::error::Error;
+use crate::inventory::{Inventory, LiveObject};
+use crate::names::LABEL_SOURCE;
+use crate::validate::{Kind, ObjectKey};
+
+/// Quiet time after the last file event before a pass starts: editors write
+/// a file in several steps (truncate, write, rename).
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Something happened to a managed object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectEvent {
+    Changed(ObjectKey),
+    Deleted(ObjectKey),
+}
+
+/// Locks the inventory; a poisoned lock still holds consistent entries
+/// (every update is a single map operation).
+pub fn lock(inventory: &Mutex<Inventory>) -> std::sync::MutexGuard<'_, Inventory> {
+    inventory.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether `incoming` is older than `stored` (resource versions are opaque
+/// in general, but numeric in etcd and testenv; when not, assume newer). A
+/// watch event can trail the response to our own write.
+fn is_stale(incoming: Option<&str>, stored: Option<&str>) -> bool {
+    match (
+        incoming.and_then(|s| s.parse::<u64>().ok()),
+        stored.and_then(|s| s.parse::<u64>().ok()),
+    ) {
+        (Some(a), Some(b)) => a < b,
+        _ => false,
+    }
+}
+
+/// Watches the objects labelled with this source, for one kind, until the
+/// task is dropped: keeps `inventory` current, marks `synced` after the
+/// initial list, and sends changes and deletions on `events`.
+pub async fn watch_inventory(
+    cluster: Cluster,
+    kind: Kind,
+    source: String,
+    inventory: Arc<Mutex<Inventory>>,
+    synced: watch::Sender<bool>,
+    events: mpsc::UnboundedSender<ObjectEvent>,
+) {
+    let config = watcher::Config::default().labels(&format!("{LABEL_SOURCE}={source}"));
+    let mut stream = watcher::watcher(cluster.api(kind).clone(), config)
+        .default_backoff()
+        .boxed();
+    let mut initial: Vec<LiveObject> = Vec::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => initial.clear(),
+            Ok(Event::InitApply(obj)) => initial.extend(LiveObject::from_dynamic(kind, &obj)),
+            Ok(Event::InitDone) => {
+                lock(&inventory).replace_kind(kind, std::mem::take(&mut initial));
+                synced.send_replace(true);
+            }
+            Ok(Event::Apply(obj)) => {
+                let Some(live) = LiveObject::from_dynamic(kind, &obj) else {
+                    continue;
+                };
+                let key = live.key.clone();
+                {
+                    let mut inv = lock(&inventory);
+                    let stored = inv.get(&key).and_then(|o| o.resource_version.clone());
+                    if is_stale(live.resource_version.as_deref(), stored.as_deref()) {
+                        continue;
+                    }
+                    inv.upsert(live);
+                }
+                let _ = events.send(ObjectEvent::Changed(key));
+            }
+            Ok(Event::Delete(obj)) => {
+                let Some(live) = LiveObject::from_dynamic(kind, &obj) else {
+                    continue;
+                };
+                lock(&inventory).remove(&live.key);
+                let _ = events.send(ObjectEvent::Deleted(live.key));
+            }
+            Err(e) => {
+                // The watcher retries with backoff; the API server may be down.
+                tracing::warn!(%kind, error = %e, "watching managed objects failed; retrying");
+            }
+        }
+    }
+}
+
+/// Waits until every watch listed its objects once.
+pub async fn wait_synced(mut receivers: Vec<watch::Receiver<bool>>) -> Result<(), Error> {
+    for rx in &mut receivers {
+        rx.wait_for(|synced| *synced)
+            .await
+            .map_err(|_| Error::Join("inventory watch ended".to_owned()))?;
+    }
+    Ok(())
+}
+
+/// Watches `dir` recursively; sends one `()` per burst of changes, after
+/// [`DEBOUNCE`] of quiet. The returned watcher must be kept alive.
+pub fn watch_dir(
+    dir: &Path,
+    triggers: mpsc::Sender<()>,
+) -> Result<notify::RecommendedWatcher, Error> {
+    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !event.kind.is_access()
+        {
+            let _ = raw_tx.send(());
+        }
+    })
+    .map_err(|e| Error::Io {
+        context: format!("watching {}", dir.display()),
+        source: std::io::Error::other(e),
+    })?;
+    watcher
+        .watch(dir, notify::RecursiveMode::Recursive)
+        .map_err(|e| Error::Io {
+            context: format!("watching {}", dir.display()),
+            source: std::io::Error::other(e),
+        })?;
+    tokio::spawn(async move {
+        while raw_rx.recv().await.is_some() {
+            // Debounce: wait for a quiet period.
+            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, raw_rx.recv()).await {}
+            if triggers.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(watcher)
+}
+
+/// The ControlPlane types the inventory knows, for validation's immutable
+/// `type` check.
+pub fn control_plane_types(
+    inventory: &Inventory,
+) -> BTreeMap<String, kubeflex_operator::api::ControlPlaneType> {
+    inventory
+        .objects()
+        .iter()
+        .filter(|(k, _)| k.kind == Kind::ControlPlane)
+        .filter_map(|(k, o)| {
+            let t = serde_json::from_value(o.spec.get("type")?.clone()).ok()?;
+            Some((k.name.clone(), t))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_events_are_recognised() {
+        assert!(is_stale(Some("4"), Some("5")));
+        assert!(!is_stale(Some("6"), Some("5")));
+        assert!(!is_stale(Some("abc"), Some("5")));
+        assert!(!is_stale(Some("1"), None));
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_saves_is_one_trigger() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let _watcher = watch_dir(dir.path(), tx).unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.path().join("a.yaml"), format!("x: {i}")).unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // No second trigger for the same burst.
+        assert!(tokio::time::timeout(DEBOUNCE * 3, rx.recv()).await.is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! End-to-end with the `kubeflex-reconciler` binary against testenv: the
+//! webhook (signed calls trigger a sync, unsigned ones get 401), local watch
+//! mode (a save applies, a syntax error is reported and removes nothing)
+//! and `--once` exit codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use kubeflex_reconciler::webhook::github_signature;
+use support::{
+    Cluster, GitDaemon, Reconciler, Upstream, cp, eventually, free_port, reconciler_command,
+};
+
+/// A raw HTTP/1.1 POST; returns the status code.
+fn post(port: u16, headers: &[(&str, &str)], body: &str) -> u16 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut request = format!(
+        "POST /hook HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_with_a_valid_signature_triggers_a_sync_and_unsigned_is_refused() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("wh-a"))]);
+    let daemon = GitDaemon::start(&up.repos());
+    let secret_file = up.tmp.path().join("secret");
+    std::fs::write(&secret_file, "hook-secret\n").unwrap();
+    let port = free_port();
+    let mut cmd = reconciler_command(&cluster, "wh");
+    cmd.args(["--git-url", &daemon.url(), "--interval", "1h"])
+        .arg("--cache-dir")
+        .arg(up.cache())
+        .args(["--webhook-addr", &format!("127.0.0.1:{port}")])
+        .arg("--webhook-secret-file")
+        .arg(&secret_file);
+    let _r = Reconciler::spawn(cmd);
+    eventually("first sync", || async {
+        cluster.cp("wh-a").await.is_some()
+    })
+    .await;
+    eventually("webhook listening", || async {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+
+    up.commit(&[("controlplanes/b.yaml", &cp("wh-b"))], &[], "add b");
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    assert_eq!(post(port, &[("X-GitHub-Event", "push")], body), 401);
+    assert_eq!(
+        post(
+            port,
+            &[(
+                "X-Hub-Signature-256",
+                &github_signature(b"wrong", body.as_bytes())
+            )],
+            body
+        ),
+        401
+    );
+    assert_eq!(post(port, &[("X-Gitlab-Token", "nope")], body), 401);
+    // The interval is an hour: only a trigger can apply b.
+    assert!(cluster.cp("wh-b").await.is_none());
+    let sig = github_signature(b"hook-secret", body.as_bytes());
+    assert_eq!(
+        post(
+            port,
+            &[("X-Hub-Signature-256", &sig), ("X-GitHub-Event", "push")],
+            body
+        ),
+        202
+    );
+    eventually("b applied after the webhook", || async {
+        cluster.cp("wh-b").await.is_some()
+    })
+    .await;
+
+    up.commit(&[("controlplanes/c.yaml", &cp("wh-c"))], &[], "add c");
+    assert_eq!(post(port, &[("X-Gitlab-Token", "hook-secret")], body), 202);
+    eventually("c applied after the GitLab webhook", || async {
+        cluster.cp("wh-c").await.is_some()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_mode_applies_saves_and_reports_syntax_errors_without_removing() {
+    let cluster = Cluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), cp("wm-a")).unwrap();
+    let mut cmd = reconciler_command(&cluster, "wm");
+    cmd.arg("--dir").arg(dir.path()).arg("--watch");
+    let _r = Reconciler::spawn(cmd);
+    eventually("initial pass", || async {
+        cluster.cp("wm-a").await.is_some()
+    })
+    .await;
+
+    std::fs::write(dir.path().join("b.yaml"), cp("wm-b")).unwrap();
+    eventually("saved file applied", || async {
+        cluster.cp("wm-b").await.is_some()
+    })
+    .await;
+
+    std::fs::write(dir.path().join("b.yaml"), "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: wm-b\nspec: {type: k8s\n").unwrap();
+    eventually("syntax error in status", || async {
+        cluster
+            .sync("wm")
+            .await
+            .and_then(|s| s.status)
+            .is_some_and(|s| {
+                s.errors
+                    .iter()
+                    .any(|e| e.path == "b.yaml" && e.line > 0 && e.column > 0)
+            })
+    })
+    .await;
+    let status = cluster.sync("wm").await.unwrap().status.unwrap();
+    assert!(
+        status.errors[0].message.starts_with("b.yaml:"),
+        "{:?}",
+        status.errors
+    );
+    assert!(cluster.cp("wm-a").await.is_some());
+    assert!(
+        cluster.cp("wm-b").await.is_some(),
+        "a broken file removes nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_exits_zero_on_success_and_non_zero_on_failure() {
+    let cluster = Cluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), cp("once-a")).unwrap();
+    let d = dir.path().to_owned();
+    // Run blocking children off the runtime.
+    let kubeconfig = cluster.kubeconfig();
+    let once = move |name: &'static str, path: std::path::PathBuf, sub: &'static str| {
+        let kubeconfig = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_kubeflex-reconciler"))
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(["--name", name, "--once", "--path", sub])
+                .arg("--dir")
+                .arg(path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .code()
+        })
+    };
+    assert_eq!(once("once", d.clone(), "").await.unwrap(), Some(0));
+    assert!(cluster.cp("once-a").await.is_some());
+    std::fs::write(d.join("bad.yaml"), "kind: [").unwrap();
+    assert_eq!(once("once", d.clone(), "").await.unwrap(), Some(2));
+    // A missing --path is an error, and deletes nothing.
+    assert_eq!(once("once", d.clone(), "missing").await.unwrap(), Some(1));
+    assert!(cluster.cp("once-a").await.is_some());
+}

@@ -1,0 +1,269 @@
+//! Helpers shared by the end-to-end tests: a testenv cluster with the CRDs,
+//! an upstream Git repository driven by the git CLI, a `git daemon`, the
+//! reconciler binary as a child process, and polling with a timeout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::future::Future;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kubeflex_operator::api::{ControlPlane, Sync};
+
+pub const CP: &str = "\
+apiVersion: tenancy.kflex.kubestellar.org/v1alpha1
+kind: ControlPlane
+metadata:
+  name: NAME
+spec:
+  type: k8s
+";
+
+pub fn cp(name: &str) -> String {
+    CP.replace("NAME", name)
+}
+
+pub fn cp_with_vars(name: &str, vars: &str) -> String {
+    format!("{}  globalVars:\n{vars}", cp(name))
+}
+
+/// A testenv with the project's CRDs installed.
+pub struct Cluster {
+    pub env: kubeflex_testenv::TestEnv,
+    pub client: kube::Client,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub async fn start() -> Self {
+        let env = kubeflex_testenv::TestEnv::builder().start().await.unwrap();
+        let client = env.client().await.unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in kubeflex_operator::crdgen::crds() {
+            let name = crd.metadata.name.clone().unwrap();
+            crds.patch(
+                &name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap();
+        }
+        let cps = Self::cps_of(&client);
+        let syncs: Api<Sync> = Api::all(client.clone());
+        eventually("CRDs served", || async {
+            cps.list(&Default::default()).await.is_ok()
+                && syncs.list(&Default::default()).await.is_ok()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kubeconfig"), env.kubeconfig()).unwrap();
+        Self { env, client, dir }
+    }
+
+    fn cps_of(client: &kube::Client) -> Api<DynamicObject> {
+        Api::all_with(client.clone(), &ApiResource::erase::<ControlPlane>(&()))
+    }
+
+    pub fn cps(&self) -> Api<DynamicObject> {
+        Self::cps_of(&self.client)
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    pub async fn cp(&self, name: &str) -> Option<DynamicObject> {
+        self.cps().get_opt(name).await.unwrap()
+    }
+
+    pub async fn sync(&self, name: &str) -> Option<Sync> {
+        Api::<Sync>::all(self.client.clone())
+            .get_opt(name)
+            .await
+            .unwrap()
+    }
+}
+
+/// Polls `check` until it is true; panics after 30 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A bare repository `repos/demo.git` and a clone `work` where commits are made.
+pub struct Upstream {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Upstream {
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        let up = Self {
+            tmp: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir_all(up.repos()).unwrap();
+        git(&up.repos(), &["init", "--bare", "-q", "demo.git"]);
+        git(up.tmp.path(), &["clone", "-q", &up.file_url(), "work"]);
+        up.commit(files, &[], "initial");
+        up
+    }
+
+    pub fn repos(&self) -> PathBuf {
+        self.tmp.path().join("repos")
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.tmp.path().join("work")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.tmp.path().join("cache")
+    }
+
+    pub fn file_url(&self) -> String {
+        format!("file://{}/demo.git", self.repos().display())
+    }
+
+    pub fn write(&self, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            let full = self.work().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+    }
+
+    /// Writes, removes, commits and pushes the current branch; returns the commit.
+    pub fn commit(&self, files: &[(&str, &str)], removed: &[&str], message: &str) -> String {
+        let work = self.work();
+        self.write(files);
+        for path in removed {
+            git(&work, &["rm", "-q", path]);
+        }
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "--allow-empty", "-m", message]);
+        git(&work, &["push", "-q", "origin", "HEAD"]);
+        git(&work, &["rev-parse", "HEAD"])
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `git daemon --enable=receive-pack` serving `base`; killed on drop.
+pub struct GitDaemon {
+    child: Child,
+    pub port: u16,
+}
+
+impl GitDaemon {
+    pub fn start(base: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg("--export-all")
+            .arg("--enable=receive-pack")
+            .arg(format!("--base-path={}", base.display()))
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg("--reuseaddr")
+            .arg(base)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon starts");
+        let daemon = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    pub fn url(&self) -> String {
+        format!("git://127.0.0.1:{}/demo.git", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The reconciler binary as a child process; killed on drop.
+pub struct Reconciler {
+    pub child: Child,
+}
+
+pub fn reconciler_command(cluster: &Cluster, name: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubeflex-reconciler"));
+    cmd.arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .arg("--name")
+        .arg(name)
+        .env("RUST_LOG", "info,kube=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
+}
+
+impl Reconciler {
+    pub fn spawn(mut cmd: Command) -> Self {
+        cmd.stderr(Stdio::null());
+        Self {
+            child: cmd.spawn().expect("reconciler starts"),
+        }
+    }
+}
+
+impl Drop for Reconciler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
