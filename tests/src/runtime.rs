@@ -47,7 +47,9 @@ pub enum Started {
 
 /// Runs (or pretends to run) pods.
 pub trait ContainerRuntime: Send + Sync {
-    /// Starts the pod's processes. Called once per pod incarnation (uid).
+    /// Starts the pod's processes. Called once per pod uid, and again after
+    /// a `Crashed` start (with `stop` in between), as a kubelet restarts a
+    /// crashing container.
     fn start(&self, pod: PodSpec) -> BoxFuture<'static, Started>;
     /// Stops whatever `start` began for this pod uid.
     fn stop(&self, uid: &str);

@@ -220,9 +220,11 @@ impl Builder {
                 )),
             };
             let runtime = Arc::new(TenantRuntime::new(api.clone(), data_root, self.minor));
+            let mut sim = self.sim.clone();
+            sim.kubelet_version = format!("v1.{}.0-testenv", self.minor);
             tasks.push(crate::simulate::spawn(
                 api.clone(),
-                self.sim.clone(),
+                sim,
                 runtime.clone(),
                 ports,
             ));
