@@ -6,17 +6,33 @@
 //! cluster-free core of the operator: `profile` (the table of control-plane
 //! types), `config`, `names`, `meta`, `pki`, `kubeconfig`, `builders` (every
 //! object, as typed structs) and `status` (conditions from observed facts).
+//!
+//! The process around it: `controller` (the kube-runtime Controller,
+//! `reconcile`, `error_policy`, finalizer), `provision` (per-type steps),
+//! `database`, `cleanup`, `readiness`, `apply` (the one SSA path),
+//! `context`, `error`, `metrics`, `leader` (Lease) and `telemetry` (logs).
 
 pub mod api;
+pub mod apply;
 pub mod builders;
+pub mod cleanup;
 pub mod config;
+pub mod context;
+pub mod controller;
 pub mod crdgen;
+pub mod database;
+pub mod error;
 pub mod kubeconfig;
+pub mod leader;
 pub mod meta;
+pub mod metrics;
 pub mod names;
 pub mod pki;
 pub mod profile;
+pub mod provision;
+pub mod readiness;
 pub mod status;
+pub mod telemetry;
 
 /// Chainable test objects: `ControlPlane::test("cp1").of_type(K3s)`.
 #[cfg(test)]

@@ -1,20 +1,38 @@
-//! `kubeflex-operator`: today it prints or writes the CRDs; the reconcile
-//! loop arrives with the operator issues.
+//! `kubeflex-operator`: `run` (the default) wires logging, the metrics and
+//! health server, leader election and the ControlPlane controller together;
+//! `crds` prints or writes the CRDs. Everything else is in the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use kubeflex_operator::config::{ExposureMode, OperatorConfig, PkiAlgorithm};
+use kubeflex_operator::context::Settings;
+use kubeflex_operator::metrics::{self, Metrics};
+use kubeflex_operator::telemetry::{self, LogFormat};
+use kubeflex_operator::{controller, leader};
 
 #[derive(Parser)]
-#[command(name = "kubeflex-operator", version, about)]
+#[command(
+    name = "kubeflex-operator",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator (the default).
+    Run(RunArgs),
     /// Print the CustomResourceDefinitions (multi-document YAML), or write
     /// one file per kind into a directory.
     Crds {
@@ -24,25 +42,162 @@ enum Command {
     },
 }
 
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Domain of the external host names `<cp>.<domain>`.
+    #[arg(long, env = "KFLEX_DOMAIN", default_value = "localtest.me")]
+    domain: String,
+    /// Port of the ingress controller as reached from outside.
+    #[arg(long, env = "KFLEX_EXTERNAL_PORT", default_value_t = 9443)]
+    external_port: u16,
+    /// Key algorithm of generated certificates.
+    #[arg(long, env = "KFLEX_PKI_ALGORITHM", default_value = "ecdsa-p256", value_parser = ["ecdsa-p256", "rsa-2048"])]
+    pki_algorithm: String,
+    /// Ingress, Route, or auto (Route when route.openshift.io is served).
+    #[arg(long, env = "KFLEX_EXPOSURE", default_value = "auto", value_parser = ["auto", "ingress", "route"])]
+    exposure: String,
+    /// Name of the hosting cluster's node container (a SAN of API servers).
+    #[arg(
+        long,
+        env = "KFLEX_HOST_CONTAINER",
+        default_value = "kubeflex-control-plane"
+    )]
+    host_container: String,
+    /// The hosting cluster's Service CIDR for vcluster's k3s; unset: read
+    /// from ConfigMap `vc-cidr-vcluster`, which the syncer writes.
+    #[arg(long, env = "KFLEX_VCLUSTER_SERVICE_CIDR")]
+    vcluster_service_cidr: Option<String>,
+    /// Kubeconfig of the hosting cluster; else `$KUBECONFIG`, `~/.kube/config` or in-cluster.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "KFLEX_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "KFLEX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Hold a Lease before reconciling (one active operator).
+    #[arg(long, env = "KFLEX_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kubeflex-system")]
+    leader_election_namespace: String,
+    /// Requeue interval of control planes that are not Ready yet, seconds.
+    #[arg(long, default_value_t = 3)]
+    ready_requeue_seconds: u64,
+    /// Reconciles at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: u16,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds { write } => {
-            let files = kubeflex_operator::crdgen::crd_files()?;
-            match write {
-                None => files.iter().for_each(|(_, yaml)| print!("{yaml}")),
-                Some(dir) => {
-                    std::fs::create_dir_all(&dir)
-                        .with_context(|| format!("creating {}", dir.display()))?;
-                    for (file, yaml) in files {
-                        let path = dir.join(file);
-                        std::fs::write(&path, yaml)
-                            .with_context(|| format!("writing {}", path.display()))?;
-                        println!("wrote {}", path.display());
-                    }
-                }
+        Some(Command::Crds { write }) => crds(write),
+        Some(Command::Run(args)) => run(args),
+        None => run(cli.run),
+    }
+}
+
+fn crds(write: Option<PathBuf>) -> anyhow::Result<()> {
+    let files = kubeflex_operator::crdgen::crd_files()?;
+    match write {
+        None => files.iter().for_each(|(_, yaml)| print!("{yaml}")),
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (file, yaml) in files {
+                let path = dir.join(file);
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("wrote {}", path.display());
             }
         }
     }
     Ok(())
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("inferring the cluster configuration")?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let algorithm: PkiAlgorithm = args.pki_algorithm.parse().map_err(anyhow::Error::msg)?;
+        let mut config = OperatorConfig {
+            domain: args.domain.clone(),
+            external_port: args.external_port,
+            host_container: args.host_container.clone(),
+            exposure: match args.exposure.as_str() {
+                "ingress" => ExposureMode::Ingress,
+                "route" => ExposureMode::Route,
+                _ => ExposureMode::Auto,
+            },
+            ..OperatorConfig::default()
+        };
+        config.pki.algorithm = algorithm;
+        config.vcluster.service_cidr = args.vcluster_service_cidr.clone();
+        tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, "starting");
+        let settings = Settings {
+            ready_requeue: Duration::from_secs(args.ready_requeue_seconds),
+            concurrency: args.concurrency,
+            ..Settings::default()
+        };
+        let client = client(args.kubeconfig.as_ref()).await?;
+        let metrics = Arc::new(Metrics::default());
+        let listener = metrics::bind(args.metrics_addr)
+            .await
+            .with_context(|| format!("listening on {}", args.metrics_addr))?;
+        tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
+        let server = tokio::spawn(metrics::serve(listener, metrics.clone()));
+        let mut lease = None;
+        if args.leader_elect {
+            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("kubeflex-operator-{}", std::process::id()));
+            tokio::select! {
+                l = leader::acquire(client.clone(), &args.leader_election_namespace, &identity) => lease = Some(l),
+                _ = signal() => return Ok(()),
+            }
+        }
+        let stop = async move {
+            match lease {
+                Some(mut l) => tokio::select! {
+                    _ = l.lost() => tracing::error!("leader lease lost; stopping"),
+                    _ = signal() => {}
+                },
+                None => signal().await,
+            }
+        };
+        controller::run(client, config, settings, metrics, stop).await;
+        server.abort();
+        Ok(())
+    })
 }

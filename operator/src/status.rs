@@ -50,6 +50,10 @@ pub struct Facts {
     pub hooks: Hooks,
     /// Deletion in progress; `Some(message)` names the step it waits on.
     pub deleting: Option<String>,
+    /// Something stops the control plane from serving that the user must fix
+    /// or that is still being set up (a bad bootstrap Secret, a failed
+    /// database Job): `Ready=False` with this message.
+    pub blocked: Option<String>,
 }
 
 /// One condition as it should be now.
@@ -113,6 +117,9 @@ fn ready(cp_name: &str, profile: &Profile, facts: &Facts) -> Desired<'static> {
     }
     if let Some(refusal) = profile.refusal {
         return not_ready(ConditionReason::UNAVAILABLE, refusal.into());
+    }
+    if let Some(message) = &facts.blocked {
+        return not_ready(ConditionReason::UNAVAILABLE, message.clone());
     }
     if let (Some(false), Some(w)) = (facts.workload_available, profile.workload) {
         let kind = match w.kind {
@@ -188,6 +195,7 @@ mod tests {
             api_answering: Some(true),
             hooks: Hooks::NotAwaited,
             deleting: None,
+            blocked: None,
         }
     }
 
@@ -329,6 +337,19 @@ mod tests {
             assert_eq!(cond(&s, "Ready").status, "True");
             assert_eq!(s.secret_ref.as_ref().unwrap().key, "");
         }
+    }
+
+    #[test]
+    fn a_blocking_problem_makes_ready_false_with_its_message() {
+        let mut f = facts();
+        f.blocked = Some("Secret kubeflex-system/boot is missing: create it".into());
+        let s = run(&ControlPlaneStatus::default(), External, &f, 0);
+        let r = cond(&s, "Ready");
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "Unavailable")
+        );
+        assert!(r.message.contains("create it"));
     }
 
     #[test]

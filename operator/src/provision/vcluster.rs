@@ -1,0 +1,76 @@
+//! Type `vcluster`: the chart's objects rendered natively, exposure, and
+//! `config-incluster` added to the syncer's `vc-vcluster` Secret.
+
+use kube::ResourceExt;
+
+use super::{Observed, ProbeTarget, secret_data, stateful_set_available, text};
+use crate::api::ControlPlane;
+use crate::builders::vcluster;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::kubeconfig;
+use crate::names;
+use crate::profile::Profile;
+
+/// Provisions a `vcluster` control plane.
+pub async fn provision(cp: &ControlPlane, profile: &Profile, ctx: &Context) -> Result<Observed> {
+    let mut observed = Observed::default();
+    let cp_name = cp.name_any();
+    let ns = names::namespace_of(&cp_name);
+    for sa in vcluster::service_accounts(cp)? {
+        ctx.applier.apply(&sa).await?;
+    }
+    let (role, binding) = vcluster::rbac(cp)?;
+    ctx.applier.apply(&role).await?;
+    ctx.applier.apply(&binding).await?;
+    // The chart's Services (`vcluster` among them, the profile's API Service).
+    for svc in vcluster::services(cp)? {
+        ctx.applier.apply(&svc).await?;
+    }
+    let route_host = match super::expose(cp, profile, ctx).await? {
+        Ok(host) => host,
+        Err(waiting) => {
+            observed.blocked = Some(waiting);
+            return Ok(observed);
+        }
+    };
+    let sts = ctx
+        .applier
+        .apply(&vcluster::stateful_set(
+            cp,
+            &ctx.config,
+            route_host.as_deref(),
+        )?)
+        .await?;
+    observed.workload_available = Some(stateful_set_available(&sts));
+
+    // The syncer publishes `config` once it runs; derive `config-incluster`.
+    let Some(data) = secret_data(ctx, &ns, names::SECRET_VC_VCLUSTER).await? else {
+        return Ok(observed);
+    };
+    let Some(config) = text(&data, names::KEY_CONFIG) else {
+        return Ok(observed);
+    };
+    let parsed =
+        kubeconfig::parse(&config, "vc-vcluster/config").map_err(|source| Error::Kubeconfig {
+            cp: cp_name.clone(),
+            source,
+        })?;
+    let live = ctx
+        .applier
+        .apply(&vcluster::config_incluster_patch(cp, profile, &parsed)?)
+        .await?;
+    if let (Some(svc), Some(yaml)) = (
+        profile.service_name(&cp_name),
+        live.data
+            .as_ref()
+            .and_then(|d| text(d, names::KEY_CONFIG_INCLUSTER)),
+    ) {
+        observed.probe = Some(ProbeTarget {
+            service: svc,
+            port: profile.service.map_or(443, |s| s.port),
+            in_cluster_kubeconfig: yaml,
+        });
+    }
+    Ok(observed)
+}

@@ -1,0 +1,366 @@
+//! End-to-end harness: a testenv with the CRDs installed, the operator
+//! running in-process (stoppable, killable, restartable), waits with
+//! timeouts, the real kubectl with its own cache and HOME, and a capture of
+//! every log line for the no-secrets check.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // a test harness: failing loudly is its job
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use kubeflex_operator::api::ControlPlane;
+use kubeflex_operator::config::OperatorConfig;
+use kubeflex_operator::context::{ProbeMode, Settings};
+use kubeflex_operator::metrics::Metrics;
+use kubeflex_testenv::{Builder, TestEnv};
+
+/// Every log line of this test process.
+pub fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,kubeflex_operator=trace,hyper=info,rustls=info,h2=info,tower=info",
+            ))
+            .with_writer(move || Capture(writer.clone()))
+            .try_init();
+        buf
+    })
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+impl Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Fails if any captured log line holds PEM material or one of `secrets`.
+pub fn assert_logs_clean(secrets: &[String]) {
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
+    assert!(!text.contains("-----BEGIN"), "PEM material in the logs");
+    assert!(!text.contains("PRIVATE KEY"), "a private key in the logs");
+    for s in secrets.iter().filter(|s| s.len() >= 8) {
+        assert!(
+            !text.contains(s.as_str()),
+            "a secret value ({} chars) is in the logs",
+            s.len()
+        );
+    }
+}
+
+pub struct Harness {
+    pub env: TestEnv,
+    pub client: Client,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    operator: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
+}
+
+/// The operator's configuration in tests: the vcluster Service CIDR is
+/// given, since testenv's kubelet does not start any container of a pod
+/// whose one container refers to the missing `vc-cidr-vcluster` ConfigMap
+/// (which the real syncer container writes once it runs).
+pub fn config() -> OperatorConfig {
+    let mut c = OperatorConfig::default();
+    c.vcluster.service_cidr = Some("10.96.0.0/12".into());
+    c
+}
+
+pub fn settings() -> Settings {
+    Settings {
+        ready_requeue: Duration::from_millis(500),
+        probe: ProbeMode::ServiceProxy,
+        teardown_give_up: Duration::from_secs(20),
+        ..Settings::default()
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(TestEnv::builder(), settings()).await
+    }
+
+    pub async fn start_with(builder: Builder, settings: Settings) -> Self {
+        logs();
+        let env = builder.start().await.unwrap();
+        let client = env.client().await.unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in kubeflex_operator::crdgen::crds() {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("hosting-kubeconfig");
+        std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
+        let mut h = Self {
+            env,
+            client,
+            dir,
+            kubeconfig,
+            metrics: Arc::new(Metrics::default()),
+            settings,
+            operator: None,
+        };
+        h.start_operator();
+        h
+    }
+
+    pub fn start_operator(&mut self) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(kubeflex_operator::controller::run(
+            self.client.clone(),
+            config(),
+            self.settings.clone(),
+            self.metrics.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        self.operator = Some((task, tx));
+    }
+
+    /// Graceful stop.
+    pub async fn stop_operator(&mut self) {
+        if let Some((task, tx)) = self.operator.take() {
+            let _ = tx.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+
+    /// Abrupt stop: the task is aborted wherever it is.
+    pub fn kill_operator(&mut self) {
+        if let Some((task, _tx)) = self.operator.take() {
+            task.abort();
+        }
+    }
+
+    pub fn cps(&self) -> Api<ControlPlane> {
+        Api::all(self.client.clone())
+    }
+
+    pub async fn create_cp(&self, yaml: &str) -> ControlPlane {
+        let cp: ControlPlane = serde_saphyr::from_str(yaml).unwrap();
+        self.cps()
+            .patch(
+                &cp.name_any(),
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&cp),
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete_cp(&self, name: &str) {
+        self.cps()
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+
+    /// Polls the ControlPlane until `f` holds; panics with its status after `secs`.
+    pub async fn wait_cp(
+        &self,
+        name: &str,
+        secs: u64,
+        f: impl Fn(&ControlPlane) -> bool,
+    ) -> ControlPlane {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let cp = self.cps().get_opt(name).await.unwrap();
+            if let Some(cp) = &cp
+                && f(cp)
+            {
+                return cp.clone();
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "ControlPlane {name} did not get there in {secs}s: {:#?}",
+                    cp.and_then(|c| c.status)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_ready(&self, name: &str, secs: u64) -> ControlPlane {
+        self.wait_cp(name, secs, |cp| {
+            condition(cp, "Ready").is_some_and(|c| c.0 == "True")
+        })
+        .await
+    }
+
+    /// Polls until `f` returns true.
+    pub async fn eventually<F, Fut>(&self, what: &str, secs: u64, mut f: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !f().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn secret(&self, ns: &str, name: &str) -> Option<Secret> {
+        Api::<Secret>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await
+            .unwrap()
+    }
+
+    pub async fn secret_text(&self, ns: &str, name: &str, key: &str) -> String {
+        let s = self
+            .secret(ns, name)
+            .await
+            .unwrap_or_else(|| panic!("Secret {ns}/{name} missing"));
+        String::from_utf8(s.data.unwrap()[key].0.clone()).unwrap()
+    }
+
+    /// The real kubectl with its own cache dir and HOME.
+    pub async fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+        let mut cmd = std::process::Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env_remove("KUBECONFIG");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// `kubectl get namespaces` through the SNI ingress with the external
+    /// kubeconfig, verifying the tenant's certificate for `<cp>.localtest.me`.
+    pub async fn kubectl_through_ingress(&self, cp: &str, kubeconfig_yaml: &str) -> Output {
+        let path = self.write(&format!("{cp}-external"), kubeconfig_yaml);
+        let server = format!("https://{}", self.env.ingress_addr().unwrap());
+        self.kubectl(
+            &path,
+            &[
+                "--server",
+                &server,
+                "--tls-server-name",
+                &format!("{cp}.localtest.me"),
+                "get",
+                "namespaces",
+            ],
+        )
+        .await
+    }
+
+    /// `kubectl get namespaces` with the in-cluster kubeconfig, its server
+    /// rewritten to the Service's loopback port (testenv's service map) and
+    /// the original host kept as TLS server name.
+    pub async fn kubectl_in_cluster(
+        &self,
+        cp: &str,
+        kubeconfig_yaml: &str,
+        service: &str,
+        port: u16,
+    ) -> Output {
+        let ns = format!("{cp}-system");
+        let map = Api::<ConfigMap>::namespaced(self.client.clone(), "kube-public")
+            .get("testenv-service-map")
+            .await
+            .unwrap();
+        let addr = map.data.unwrap()[&format!("{service}.{ns}.{port}")].clone();
+        let kc: serde_json::Value = serde_saphyr::from_str(kubeconfig_yaml).unwrap();
+        let server = kc["clusters"][0]["cluster"]["server"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let host = server
+            .trim_start_matches("https://")
+            .split(':')
+            .next()
+            .unwrap()
+            .to_string();
+        let path = self.write(&format!("{cp}-incluster"), kubeconfig_yaml);
+        self.kubectl(
+            &path,
+            &[
+                "--server",
+                &format!("https://{addr}"),
+                "--tls-server-name",
+                &host,
+                "get",
+                "namespaces",
+            ],
+        )
+        .await
+    }
+}
+
+/// `(status, reason, message)` of a condition.
+pub fn condition(cp: &ControlPlane, type_: &str) -> Option<(String, String, String)> {
+    cp.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+impl Harness {
+    /// `kubectl get namespaces` with a kubeconfig pointing at
+    /// `https://kubernetes.default.svc`, through the Service map entry of
+    /// `default/kubernetes`.
+    pub async fn kubectl_in_cluster_default(&self, kubeconfig_yaml: &str) -> Output {
+        let map = Api::<ConfigMap>::namespaced(self.client.clone(), "kube-public")
+            .get("testenv-service-map")
+            .await
+            .unwrap();
+        let addr = map.data.unwrap()["kubernetes.default.443"].clone();
+        let path = self.write("host-incluster", kubeconfig_yaml);
+        self.kubectl(
+            &path,
+            &[
+                "--server",
+                &format!("https://{addr}"),
+                "--tls-server-name",
+                "kubernetes.default.svc",
+                "get",
+                "namespaces",
+            ],
+        )
+        .await
+    }
+}
