@@ -376,7 +376,6 @@ async fn k3s_control_plane_end_to_end() {
 /// `/var/lib/rancher/k3s/server/tls` (reported), so a kubeconfig signed by
 /// the operator's CAs cannot verify the tenant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "testenv's k3s ignores the CA files k3s reads (reported)"]
 async fn k3s_kubeconfigs_reach_the_tenant() {
     let h = Harness::start().await;
     h.create_cp(&cp_yaml("kay2", "k3s")).await;

@@ -16,7 +16,10 @@
 //!   kubeconfig in Secret `--out-kube-config-secret` (default
 //!   `vc-<--name>`, `--name` defaulting to `vcluster`) under key `config`,
 //!   with server `--out-kube-config-server` (default `https://localhost:8443`).
-//! - k3s (`k3s server` as command or arguments): its own CA and certificate
+//! - k3s (`k3s server` as command or arguments): the CAs it finds in
+//!   `<data-dir>/server/tls/` (`server-ca.{crt,key}`, `client-ca.{crt,key}`
+//!   — testenv runs no init containers, so it takes them from any Secret
+//!   file of the pod with those names), else its own CA; a certificate
 //!   (SANs from `--tls-san` plus `localhost`, `127.0.0.1`, `k3s`,
 //!   `k3s.<ns>`, `k3s.<ns>.svc`), serving `--https-listen-port` (default
 //!   6443); it writes the join token into the Secret named by the env
@@ -161,6 +164,32 @@ fn read_file(pod: &PodSpec, path: &str, what: &str) -> Result<String, String> {
         .get(path)
         .ok_or_else(|| format!("{what}: open {path}: no such file or directory"))?;
     String::from_utf8(bytes.clone()).map_err(|_| format!("{what}: {path}: not a PEM file"))
+}
+
+/// The CAs a k3s server finds in `<data-dir>/server/tls/`
+/// (`server-ca.{crt,key}`, `client-ca.{crt,key}`). testenv runs no init
+/// containers, and the usual way to put them there is an init container
+/// copying them from a Secret: so they are taken from any Secret file the
+/// pod mounts (in any container) with those names. `None` when absent: k3s
+/// then makes its own.
+fn given_cas(pod: &PodSpec) -> Result<Option<(Authority, Authority)>, String> {
+    let find = |name: &str| {
+        pod.files
+            .iter()
+            .find(|(path, _)| path.rsplit('/').next() == Some(name))
+            .and_then(|(_, bytes)| String::from_utf8(bytes.clone()).ok())
+    };
+    let (Some(sc), Some(sk), Some(cc), Some(ck)) = (
+        find("server-ca.crt"),
+        find("server-ca.key"),
+        find("client-ca.crt"),
+        find("client-ca.key"),
+    ) else {
+        return Ok(None);
+    };
+    let server = Authority::load(&sc, &sk).map_err(|e| format!("server-ca: {e}"))?;
+    let client = Authority::load(&cc, &ck).map_err(|e| format!("client-ca: {e}"))?;
+    Ok(Some((server, client)))
 }
 
 /// Runs tenant API servers for the pods that are API servers.
@@ -337,7 +366,7 @@ impl Inner {
             flag(args, "out-kube-config-server").unwrap_or_else(|| "https://localhost:8443".into());
         let secret = flag(args, "out-kube-config-secret").unwrap_or_else(|| format!("vc-{name}"));
         let (env, kubeconfig) = self
-            .self_signed(pod, &sans, &server_url, "my-vcluster")
+            .self_signed(pod, &sans, &server_url, "my-vcluster", None)
             .await?;
         self.publish(ns, &secret, json!({"config": STANDARD.encode(kubeconfig)}))?;
         let addr = env.addr();
@@ -362,8 +391,15 @@ impl Inner {
             format!("k3s.{ns}"),
             format!("k3s.{ns}.svc"),
         ]);
+        let given = given_cas(pod)?;
         let (env, kubeconfig) = self
-            .self_signed(pod, &sans, &format!("https://127.0.0.1:{port}"), "default")
+            .self_signed(
+                pod,
+                &sans,
+                &format!("https://127.0.0.1:{port}"),
+                "default",
+                given,
+            )
             .await?;
         if let Some(secret) = env_vars.get("K3S_CONTROLPLANE_SECRET_NAME") {
             let token = format!(
@@ -389,8 +425,27 @@ impl Inner {
         sans: &[String],
         server_url: &str,
         name: &str,
+        given: Option<(Authority, Authority)>,
     ) -> Result<(TestEnv, String), String> {
         let state = self.state_dir(pod, None);
+        if let Some((server_ca, client_ca)) = given {
+            let san_refs: Vec<&str> = sans.iter().map(String::as_str).collect();
+            let serving = server_ca.serving(&san_refs).map_err(|e| e.to_string())?;
+            let admin = client_ca
+                .client("system:admin", &["system:masters"])
+                .map_err(|e| e.to_string())?;
+            let env = self
+                .serve(
+                    pod,
+                    &serving.cert_pem,
+                    &serving.key_pem,
+                    &client_ca.ca.cert_pem,
+                    state,
+                )
+                .await?;
+            let config = kubeconfig::render_named(server_url, &server_ca.ca.cert_pem, &admin, name);
+            return Ok((env, config));
+        }
         let authority = match state.as_ref().and_then(|d| {
             let c = std::fs::read_to_string(d.join("tenant-ca.crt")).ok()?;
             let k = std::fs::read_to_string(d.join("tenant-ca.key")).ok()?;

@@ -294,3 +294,43 @@ async fn wait_until(mut f: impl FnMut() -> bool) {
     }
     assert!(f(), "condition not met in 20s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_list_watchers_get_initial_events_then_changes() {
+    let env = TestEnv::builder().start().await.unwrap();
+    let client = env.client().await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": "before"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let watch = reflector(
+        writer,
+        watcher(cms.clone(), watcher::Config::default().streaming_lists()),
+    )
+    .applied_objects()
+    .for_each(|_| async {});
+    let handle = tokio::spawn(watch);
+    wait_until(|| {
+        reader
+            .get(&reflector::ObjectRef::new("before").within("default"))
+            .is_some()
+    })
+    .await;
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": "after"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    wait_until(|| {
+        reader
+            .get(&reflector::ObjectRef::new("after").within("default"))
+            .is_some()
+    })
+    .await;
+    handle.abort();
+}
