@@ -1,6 +1,7 @@
 //! The `serve` binary with `--state-dir`: an acknowledged write survives a
 //! SIGKILL, and resourceVersions keep increasing after the restart.
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+#![allow(clippy::unwrap_used)]
+// test helpers outside #[test] functions
 // The children are returned to the test, which kills and waits for them.
 #![allow(clippy::zombie_processes)]
 
