@@ -24,11 +24,16 @@ use std::time::{Duration, Instant};
 use support::{Cluster, GitDaemon, cp, cp_with_vars, free_port, git};
 
 /// Lines of the reconciler's log with `pass done`, ANSI codes stripped.
+/// With `BENCH_ECHO` set, every line is also copied to the bench's stderr.
 fn pass_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        let echo = std::env::var_os("BENCH_ECHO").is_some();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if echo {
+                eprintln!("reconciler: {line}");
+            }
             let mut clean = String::new();
             let mut chars = line.chars();
             while let Some(c) = chars.next() {
@@ -80,6 +85,15 @@ fn post_signed(port: u16, secret: &[u8]) {
     let _ = std::io::Read::read_to_string(&mut s, &mut out);
 }
 
+/// `RUST_LOG` for the reconciler: `BENCH_RUST_LOG` when set (it must keep
+/// `kubeflex_reconciler=info`, or `pass done` never shows), else
+/// [`support::RECONCILER_LOG`].
+fn log_filter(cmd: &mut Command) {
+    if let Ok(filter) = std::env::var("BENCH_RUST_LOG") {
+        cmd.env("RUST_LOG", filter);
+    }
+}
+
 fn main() {
     let n: usize = std::env::var("BENCH_CPS")
         .ok()
@@ -118,10 +132,13 @@ fn main() {
             .arg(&secret)
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped());
+        log_filter(&mut cmd);
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap();
         let passes = pass_lines(&mut child);
-        let first = passes.recv_timeout(Duration::from_secs(3600)).unwrap();
+        let first = passes
+            .recv_timeout(Duration::from_secs(900))
+            .expect("no `pass done` from the reconciler in 15 min (BENCH_ECHO=1 shows its log)");
         let initial = started.elapsed();
         println!(
             "initial sync of {n} ControlPlanes: {:.2?}, {} API writes, {} files read",
@@ -148,7 +165,9 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let ours = t0.elapsed();
-        let line = passes.recv_timeout(Duration::from_secs(60)).unwrap();
+        let line = passes
+            .recv_timeout(Duration::from_secs(60))
+            .expect("no `pass done` after the webhook");
         let t1 = Instant::now();
         git(&cli, &["fetch", "-q", "origin"]);
         let diff = git(&cli, &["diff-tree", "-r", "--name-only", &before, &after]);
@@ -168,9 +187,12 @@ fn main() {
         std::fs::write(dir.path().join("w.yaml"), cp("bench-watch")).unwrap();
         let mut cmd = support::reconciler_command(&cluster, "benchwatch");
         cmd.arg("--dir").arg(dir.path()).arg("--watch").env("NO_COLOR", "1").stderr(Stdio::piped());
+        log_filter(&mut cmd);
         let mut child = cmd.spawn().unwrap();
         let passes = pass_lines(&mut child);
-        passes.recv_timeout(Duration::from_secs(60)).unwrap();
+        passes
+            .recv_timeout(Duration::from_secs(60))
+            .expect("no `pass done` from the watch-mode reconciler");
         let mut delays = Vec::new();
         for i in 0..20 {
             let value = format!("v{i}");

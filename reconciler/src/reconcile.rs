@@ -360,7 +360,7 @@ impl Reconciler {
         let Read {
             revision,
             changed,
-            report,
+            mut report,
         } = read;
 
         // Errors by file: a full pass replaces them, an incremental one
@@ -379,8 +379,10 @@ impl Reconciler {
             tracing::info!(%warning, "validation warning");
         }
         let failed: BTreeSet<String> = self.failed_files.keys().cloned().collect();
-        let new: Vec<DesiredObject> = report
-            .documents
+        // The parsed documents are not needed past this point: free them
+        // before the plan copies the objects to apply (a full pass holds
+        // every object of the repository).
+        let new: Vec<DesiredObject> = std::mem::take(&mut report.documents)
             .iter()
             .map(|d| DesiredObject::from_document(d, &self.settings.name, &self.settings.url))
             .collect();

@@ -174,3 +174,29 @@ async fn once_exits_zero_on_success_and_non_zero_on_failure() {
     assert_eq!(once("once", d.clone(), "missing").await.unwrap(), Some(1));
     assert!(cluster.cp("once-a").await.is_some());
 }
+
+/// The bench reads the reconciler's `pass done` line (with its counts) from
+/// stderr; a `RUST_LOG` that hides it (`kube=warn` also matches
+/// `kubeflex_reconciler`) made the bench wait forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pass_done_line_is_logged_with_its_counts() {
+    let cluster = Cluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), cp("logs-a")).unwrap();
+    let mut cmd = reconciler_command(&cluster, "logs");
+    cmd.arg("--dir")
+        .arg(dir.path())
+        .arg("--once")
+        .env("NO_COLOR", "1");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = log
+        .lines()
+        .find(|l| l.contains("pass done"))
+        .unwrap_or_else(|| panic!("no `pass done` line in the log:\n{log}"));
+    assert!(line.contains("files=1"), "{line}");
+    assert!(line.contains("writes=1"), "{line}");
+}

@@ -6,18 +6,19 @@
 // test code too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{TcpListener, TcpStream};
+mod support;
+
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use kubeflex_reconciler::source::{
     Change, ChangeKind, Changes, GitSource, GitSourceConfig, ReadError, Source, SourceError,
     Update, poll_blocking,
 };
 use kubeflex_reconciler::validate::{Options, Selection, validate};
+use support::GitDaemon;
 
 const CP: &str = "\
 apiVersion: tenancy.kflex.kubestellar.org/v1alpha1
@@ -128,59 +129,6 @@ impl Upstream {
         let mut config = GitSourceConfig::new(url, self.cache(cache));
         configure(&mut config);
         GitSource::new(config).unwrap()
-    }
-}
-
-/// `git daemon` serving `base` on a free port; killed on drop.
-struct GitDaemon {
-    child: Child,
-    port: u16,
-}
-
-impl GitDaemon {
-    fn start(base: &Path) -> Self {
-        // `--port=0` does not pick a free port: find one, release it, pass it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("git")
-            .arg("daemon")
-            .arg("--export-all")
-            .arg("--enable=receive-pack")
-            .arg(format!("--base-path={}", base.display()))
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .arg("--reuseaddr")
-            .arg("--informative-errors")
-            .arg(base)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon starts");
-        let daemon = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "git daemon did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        daemon
-    }
-
-    fn url(&self) -> String {
-        format!("git://127.0.0.1:{}/demo.git", self.port)
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -191,7 +192,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `git daemon --enable=receive-pack` serving `base`; killed on drop.
+/// `git daemon --enable=receive-pack` serving `base`; stopped on drop.
+///
+/// `git daemon` is a wrapper that runs `git-daemon` as a child, which forks
+/// one more child per connection: killing the wrapper alone leaves the
+/// listener running. The daemon gets a process group of its own, and drop
+/// signals the whole group.
 pub struct GitDaemon {
     child: Child,
     pub port: u16,
@@ -199,6 +205,7 @@ pub struct GitDaemon {
 
 impl GitDaemon {
     pub fn start(base: &Path) -> Self {
+        // `--port=0` does not pick a free port: find one, release it, pass it.
         let port = free_port();
         let child = Command::new("git")
             .arg("daemon")
@@ -208,16 +215,21 @@ impl GitDaemon {
             .arg("--listen=127.0.0.1")
             .arg(format!("--port={port}"))
             .arg("--reuseaddr")
+            .arg("--informative-errors")
             .arg(base)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("git daemon starts");
         let daemon = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "git daemon did not listen");
+            assert!(
+                Instant::now() < deadline,
+                "git daemon did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         daemon
@@ -228,10 +240,36 @@ impl GitDaemon {
     }
 }
 
+/// Sends `signal` (e.g. `-TERM`, `-0`) to every process of group `pgid`;
+/// whether any received it.
+fn signal_group(pgid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([signal, "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 impl Drop for GitDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The group id is the wrapper's pid (`process_group(0)`).
+        let pgid = self.child.id();
+        if !signal_group(pgid, "-TERM") {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
+        // `git-daemon` and its connection children are not ours to wait
+        // for; make sure they are gone, by force if TERM was not enough.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while signal_group(pgid, "-0") {
+            if Instant::now() >= deadline {
+                signal_group(pgid, "-KILL");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -240,13 +278,21 @@ pub struct Reconciler {
     pub child: Child,
 }
 
+/// `RUST_LOG` for the reconciler under test: its own `info` lines (the
+/// bench waits for `pass done`), only warnings from everything else.
+///
+/// Not `info,kube=warn`: `tracing_subscriber::EnvFilter` matches directive
+/// targets by prefix, so `kube=warn` also covers `kubeflex_reconciler` and
+/// hides every `info` line of the reconciler.
+pub const RECONCILER_LOG: &str = "warn,kubeflex_reconciler=info";
+
 pub fn reconciler_command(cluster: &Cluster, name: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubeflex-reconciler"));
     cmd.arg("--kubeconfig")
         .arg(cluster.kubeconfig())
         .arg("--name")
         .arg(name)
-        .env("RUST_LOG", "info,kube=warn")
+        .env("RUST_LOG", RECONCILER_LOG)
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     cmd
