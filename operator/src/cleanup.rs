@@ -1,6 +1,7 @@
 //! Deletion of a ControlPlane, run by the finalizer: what owner references
 //! cannot remove — the tenant's database and role (teardown Job), objects
-//! in an adopted cluster, cluster-scoped objects — then the namespace.
+//! in an adopted cluster, cluster-scoped objects (including those
+//! PostCreateHooks made) — then the namespace.
 //!
 //! A step that keeps failing is reported (`Ready=False/Deleting` with the
 //! step, Warning Events) and retried; after `Settings::teardown_give_up`
@@ -19,6 +20,7 @@ use crate::api::{ControlPlane, ControlPlaneType};
 use crate::context::Context;
 use crate::database::{self, JobState};
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::names;
 use crate::provision;
 
@@ -93,6 +95,8 @@ pub async fn run(cp: &ControlPlane, ctx: &Context) -> Result<()> {
         }
         ControlPlaneType::K3s | ControlPlaneType::Vcluster | ControlPlaneType::Ocm => {}
     }
+    // Cluster-scoped objects of hooks; namespaced ones go with the namespace.
+    hooks::run::cleanup(cp, ctx).await?;
     ctx.applier
         .delete::<Namespace>(None, &names::namespace_of(&cp_name))
         .await?;

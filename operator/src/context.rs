@@ -12,6 +12,9 @@ use kube::{Client, Resource};
 use crate::api::ControlPlane;
 use crate::apply::Applier;
 use crate::config::{Exposure, OperatorConfig};
+use crate::hooks::policy::ClusterKinds;
+use crate::hooks::render::Renderer;
+use crate::hooks::run::Discovered;
 use crate::metrics::Metrics;
 
 /// How the operator checks that a tenant API answers.
@@ -41,6 +44,14 @@ pub struct Settings {
     pub teardown_give_up: Duration,
     /// Reconciles running at once (0: unbounded).
     pub concurrency: u16,
+    /// How long an awaited PostCreateHook may stay not ready before it is
+    /// reported as failed.
+    pub hook_timeout: Duration,
+    /// Re-apply every hook whose rendered objects changed (else only hooks
+    /// annotated `kflex.kubestellar.org/rerender: "true"`).
+    pub rerender_hooks: bool,
+    /// Cluster-scoped kinds hooks may create.
+    pub hook_cluster_kinds: ClusterKinds,
 }
 
 impl Default for Settings {
@@ -52,6 +63,9 @@ impl Default for Settings {
             probe_timeout: Duration::from_secs(5),
             teardown_give_up: Duration::from_secs(600),
             concurrency: 32,
+            hook_timeout: Duration::from_secs(600),
+            rerender_hooks: false,
+            hook_cluster_kinds: ClusterKinds::default(),
         }
     }
 }
@@ -85,6 +99,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Renders PostCreateHook templates (one strict environment).
+    pub renderer: Renderer,
+    /// Scopes and resources of the kinds hooks create, as discovered.
+    pub hook_kinds: Discovered,
 }
 
 impl Context {
@@ -108,6 +126,8 @@ impl Context {
             settings,
             exposure,
             metrics,
+            renderer: Renderer::new(),
+            hook_kinds: Discovered::default(),
         }
     }
 

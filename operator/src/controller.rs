@@ -2,7 +2,8 @@
 //!
 //! [`run`] wires a kube-runtime `Controller` over cluster-scoped
 //! ControlPlanes and the children it applies (all in `<cp>-system`, plus
-//! the database Jobs in the system namespace). `reconcile` is
+//! the database Jobs in the system namespace), and over PostCreateHooks
+//! (each mapped to the ControlPlanes that reference it). `reconcile` is
 //! `kube::runtime::finalizer` dispatching to [`apply`] (provision, probe,
 //! status) or [`cleanup`]; every error goes through [`error_policy`].
 //!
@@ -31,11 +32,15 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use tracing::instrument;
 
-use crate::api::{ConditionType, ControlPlane, ControlPlaneCondition, ControlPlaneStatus};
+use crate::api::{
+    ConditionReason, ConditionType, ControlPlane, ControlPlaneCondition, ControlPlaneStatus,
+    PostCreateHook,
+};
 use crate::cleanup;
 use crate::config::OperatorConfig;
 use crate::context::{Context, Settings};
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::metrics::Metrics;
 use crate::names;
 use crate::profile::Profile;
@@ -103,36 +108,53 @@ pub async fn run(
     let controller = Controller::new(
         Api::<ControlPlane>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .owns(Api::<Namespace>::all(client.clone()), ours.clone())
-    .watches(Api::<Deployment>::all(client.clone()), ours.clone(), |o| {
-        owner_of(&o)
-    })
-    .watches(Api::<StatefulSet>::all(client.clone()), ours.clone(), |o| {
-        owner_of(&o)
-    })
-    .watches(Api::<Service>::all(client.clone()), ours.clone(), |o| {
-        owner_of(&o)
-    })
-    .watches(Api::<Ingress>::all(client.clone()), ours.clone(), |o| {
-        owner_of(&o)
-    })
-    .watches(Api::<Job>::all(client.clone()), ours.clone(), |o| {
-        owner_of(&o)
-    })
-    .watches(Api::<Secret>::all(client.clone()), ours, |o| owner_of(&o))
-    // The vcluster syncer's Secret carries none of our metadata at first.
-    .watches(
-        Api::<Secret>::all(client.clone()),
-        watcher::Config::default().fields(&format!("metadata.name={}", names::SECRET_VC_VCLUSTER)),
-        |s| {
-            let ns = s.namespace()?;
-            let cp = ns.strip_suffix(names::NAMESPACE_SUFFIX)?;
-            Some(ObjectRef::new(cp))
-        },
-    )
-    .with_config(controller_config)
-    .graceful_shutdown_on(shutdown);
+    );
+    // A PostCreateHook maps to every ControlPlane that references it, so a
+    // hook created (or changed) after its ControlPlane is picked up at once.
+    let cps = controller.store();
+    let controller = controller
+        .watches(
+            Api::<PostCreateHook>::all(client.clone()),
+            watcher::Config::default(),
+            move |hook| {
+                let name = hook.name_any();
+                cps.state()
+                    .into_iter()
+                    .filter(|cp| hooks::select::references(&cp.spec, &name))
+                    .map(|cp| ObjectRef::from_obj(cp.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .owns(Api::<Namespace>::all(client.clone()), ours.clone())
+        .watches(Api::<Deployment>::all(client.clone()), ours.clone(), |o| {
+            owner_of(&o)
+        })
+        .watches(Api::<StatefulSet>::all(client.clone()), ours.clone(), |o| {
+            owner_of(&o)
+        })
+        .watches(Api::<Service>::all(client.clone()), ours.clone(), |o| {
+            owner_of(&o)
+        })
+        .watches(Api::<Ingress>::all(client.clone()), ours.clone(), |o| {
+            owner_of(&o)
+        })
+        .watches(Api::<Job>::all(client.clone()), ours.clone(), |o| {
+            owner_of(&o)
+        })
+        .watches(Api::<Secret>::all(client.clone()), ours, |o| owner_of(&o))
+        // The vcluster syncer's Secret carries none of our metadata at first.
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default()
+                .fields(&format!("metadata.name={}", names::SECRET_VC_VCLUSTER)),
+            |s| {
+                let ns = s.namespace()?;
+                let cp = ns.strip_suffix(names::NAMESPACE_SUFFIX)?;
+                Some(ObjectRef::new(cp))
+            },
+        )
+        .with_config(controller_config)
+        .graceful_shutdown_on(shutdown);
     let store = controller.store();
     let ready = metrics.clone();
     let ready_task = tokio::spawn(async move {
@@ -217,6 +239,17 @@ async fn apply(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
         (None, Some(true), None) => Some(false),
         _ => None,
     };
+    // Hooks run only once the tenant serves (KubeFlex §4.1 step 7).
+    let serving = profile.supported()
+        && failure.is_none()
+        && observed.blocked.is_none()
+        && observed.workload_available != Some(false)
+        && api_answering != Some(false);
+    let hook_outcome = if serving {
+        hooks::run::reconcile(cp, ctx).await
+    } else {
+        hooks::run::not_run(cp)
+    };
     let facts = Facts {
         generation: cp.metadata.generation.unwrap_or_default(),
         sync: match &failure {
@@ -225,7 +258,8 @@ async fn apply(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
         },
         workload_available: observed.workload_available,
         api_answering,
-        hooks: Hooks::NotAwaited,
+        hooks: hook_outcome.gate.clone().unwrap_or(Hooks::NotAwaited),
+        hook_report: hook_outcome.report.clone(),
         deleting: None,
         blocked: observed.blocked.clone(),
     };
@@ -237,6 +271,9 @@ async fn apply(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
             EventType::Normal
         };
         ctx.event(cp, type_, reason, note.clone()).await;
+    }
+    for (type_, reason, note) in &hook_outcome.events {
+        ctx.event(cp, *type_, reason, note.clone()).await;
     }
     if let Some(e) = failure {
         return Err(e);
@@ -271,6 +308,7 @@ async fn cleanup(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
                 workload_available: None,
                 api_answering: None,
                 hooks: Hooks::NotAwaited,
+                hook_report: None,
                 deleting: Some(e.to_string()),
                 blocked: None,
             };
@@ -335,7 +373,11 @@ async fn write_status(
         .await
         .map_err(|e| Error::api(format!("writing the status of ControlPlane {name}"), e))?;
     ctx.metrics.write("ControlPlane/status");
-    for type_ in [ConditionType::SYNCED, ConditionType::READY] {
+    for type_ in [
+        ConditionType::SYNCED,
+        ConditionType::READY,
+        status::CONDITION_POST_CREATE_HOOKS,
+    ] {
         let (Some(new), old) = (condition(&next, type_), condition(&previous, type_)) else {
             continue;
         };
@@ -357,8 +399,10 @@ async fn write_status(
             new.message.clone()
         };
         // Not-yet-ready while starting is expected: log it, do not alarm.
+        let starting = new.reason == "Unavailable"
+            || new.reason == ConditionReason::WAITING_FOR_POST_CREATE_HOOKS;
         if event_type == EventType::Warning
-            && new.reason == "Unavailable"
+            && starting
             && old.is_none_or(|o| o.status != "True")
             && facts.blocked.is_none()
         {

@@ -9,7 +9,7 @@
 //!
 //! The process around it: `controller` (the kube-runtime Controller,
 //! `reconcile`, `error_policy`, finalizer), `provision` (per-type steps),
-//! `database`, `cleanup`, `readiness`, `apply` (the one SSA path),
+//! `hooks` (PostCreateHooks), `database`, `cleanup`, `readiness`, `apply` (the one SSA path),
 //! `context`, `error`, `metrics`, `leader` (Lease) and `telemetry` (logs).
 
 pub mod api;
@@ -22,6 +22,7 @@ pub mod controller;
 pub mod crdgen;
 pub mod database;
 pub mod error;
+pub mod hooks;
 pub mod kubeconfig;
 pub mod leader;
 pub mod meta;

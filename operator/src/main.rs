@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kubeflex_operator::config::{ExposureMode, OperatorConfig, PkiAlgorithm};
 use kubeflex_operator::context::Settings;
+use kubeflex_operator::hooks::policy::ClusterKinds;
 use kubeflex_operator::metrics::{self, Metrics};
 use kubeflex_operator::telemetry::{self, LogFormat};
 use kubeflex_operator::{controller, leader};
@@ -32,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions (multi-document YAML), or write
     /// one file per kind into a directory.
     Crds {
@@ -88,13 +89,43 @@ struct RunArgs {
     /// Reconciles at once.
     #[arg(long, default_value_t = 32)]
     concurrency: u16,
+    /// How long an awaited PostCreateHook (`waitForPostCreateHooks`) may
+    /// stay not ready before it is reported as failed: `600`, `600s`, `10m`.
+    #[arg(long, env = "KFLEX_HOOK_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    hook_timeout: Duration,
+    /// Re-apply a PostCreateHook to the control planes that recorded it
+    /// when its rendered objects change (default: KubeFlex's once-only;
+    /// annotation `kflex.kubestellar.org/rerender: "true"` asks per hook).
+    #[arg(long, env = "KFLEX_RERENDER_HOOKS", default_value_t = false, action = clap::ArgAction::Set)]
+    rerender_hooks: bool,
+    /// Cluster-scoped kinds PostCreateHooks may create, comma-separated
+    /// `Kind.group` (`Kind` for the core group); empty: none.
+    #[arg(long, env = "KFLEX_HOOK_CLUSTER_KINDS", default_value = kubeflex_operator::hooks::policy::DEFAULT_CLUSTER_KINDS)]
+    hook_cluster_kinds: String,
+}
+
+/// `600`, `600s`, `10m` or `1h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (digits, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number of seconds, or e.g. 90s, 10m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (s, m or h)")),
+    };
+    Ok(Duration::from_secs(secs))
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Crds { write }) => crds(write),
-        Some(Command::Run(args)) => run(args),
+        Some(Command::Run(args)) => run(*args),
         None => run(cli.run),
     }
 }
@@ -166,10 +197,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         config.pki.algorithm = algorithm;
         config.vcluster.service_cidr = args.vcluster_service_cidr.clone();
-        tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, "starting");
+        tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, hook_cluster_kinds = %ClusterKinds::parse(&args.hook_cluster_kinds), "starting");
         let settings = Settings {
             ready_requeue: Duration::from_secs(args.ready_requeue_seconds),
             concurrency: args.concurrency,
+            hook_timeout: args.hook_timeout,
+            rerender_hooks: args.rerender_hooks,
+            hook_cluster_kinds: ClusterKinds::parse(&args.hook_cluster_kinds),
             ..Settings::default()
         };
         let client = client(args.kubeconfig.as_ref()).await?;
@@ -200,4 +234,19 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         server.abort();
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_timeouts_parse_with_or_without_a_unit() {
+        assert_eq!(parse_duration("600"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("10d").is_err());
+        assert!(parse_duration("m").is_err());
+    }
 }

@@ -30,6 +30,9 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Names the owning ControlPlane (also on cluster-scoped objects, which
 /// cannot carry a namespaced owner's cleanup).
 pub const LABEL_CONTROL_PLANE: &str = "kflex.kubestellar.org/control-plane";
+/// Names the PostCreateHook that created an object (with
+/// [`LABEL_CONTROL_PLANE`]: deletion finds a hook's cluster-scoped objects).
+pub const LABEL_POST_CREATE_HOOK: &str = "kflex.kubestellar.org/post-create-hook";
 /// The component inside a control plane (`kube-apiserver`, `postgres`, ...).
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 
@@ -45,6 +48,16 @@ pub const ANNOTATION_ROUTE_HOST_GENERATED: &str = "openshift.io/host.generated";
 /// Hash of the inputs of a pod template (certificates, kubeconfigs): a
 /// change rolls the pods, which read these files only at start.
 pub const ANNOTATION_CONFIG_HASH: &str = "kflex.kubestellar.org/config-hash";
+
+/// `"true"` on a PostCreateHook: re-render and re-apply it for the control
+/// planes that use it when its rendered objects change (default: once only).
+pub const ANNOTATION_RERENDER: &str = "kflex.kubestellar.org/rerender";
+/// On a ControlPlane: JSON map of hook name to the hash of its rendered
+/// objects as last applied (notices a changed template).
+pub const ANNOTATION_HOOK_HASHES: &str = "kflex.kubestellar.org/post-create-hook-hashes";
+/// Field manager of what hooks write on the ControlPlane itself (the hook's
+/// labels, the hash annotation), apart from the GitOps reconciler's and ours.
+pub const FIELD_MANAGER_HOOKS: &str = "kubeflex-operator-hooks";
 
 // ---- Secrets and their keys (KubeFlex's)
 

@@ -1,5 +1,7 @@
 //! Status from observed facts, purely: `Synced` and `Ready` with reasons
-//! and messages a user can act on, `observedGeneration`, `secretRef`.
+//! and messages a user can act on, `observedGeneration`, `secretRef`, and,
+//! once hooks ran, `postCreateHooks`, `postCreateHookCompleted` and our
+//! `PostCreateHooks` condition (what a hook waits for, or why it failed).
 //!
 //! Unlike KubeFlex, a condition keeps its `lastTransitionTime` unless its
 //! status changes, and its `lastUpdateTime` unless anything in it changes,
@@ -23,7 +25,7 @@ pub enum SyncOutcome {
 }
 
 /// PostCreateHook progress, as far as `Ready` cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hooks {
     /// `waitForPostCreateHooks` is off, or there are no hooks (KubeFlex then
     /// waits forever; we do not).
@@ -32,6 +34,32 @@ pub enum Hooks {
     Complete,
     /// Awaited and not complete yet.
     Pending,
+    /// Awaited and failed (a failed Job, a refused hook, a timeout): the
+    /// message names the hook, the object and the reason.
+    Failed(String),
+}
+
+/// Type of the condition reporting PostCreateHooks (ours; KubeFlex reports
+/// hook problems nowhere but in its logs).
+pub const CONDITION_POST_CREATE_HOOKS: &str = "PostCreateHooks";
+
+/// `Ready` reason when an awaited hook failed.
+pub const REASON_POST_CREATE_HOOK_FAILED: &str = "PostCreateHookFailed";
+
+/// What the hooks pass found, for `status.postCreateHooks`,
+/// `postCreateHookCompleted` and the `PostCreateHooks` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookReport {
+    /// `status.postCreateHooks`: every hook recorded so far.
+    pub applied: std::collections::BTreeMap<String, bool>,
+    /// `status.postCreateHookCompleted`.
+    pub completed: bool,
+    /// Status of the condition.
+    pub ok: bool,
+    /// Its reason.
+    pub reason: &'static str,
+    /// Its message (hooks, objects and reasons; never values).
+    pub message: String,
 }
 
 /// What the reconcile observed.
@@ -46,8 +74,11 @@ pub struct Facts {
     /// The tenant API answered through the in-cluster kubeconfig (`None`: not
     /// probed, for `host` and `external`).
     pub api_answering: Option<bool>,
-    /// Hooks.
+    /// Hooks, for `Ready`.
     pub hooks: Hooks,
+    /// The hooks pass, when it ran; `None` leaves the hook fields of the
+    /// status as they are.
+    pub hook_report: Option<HookReport>,
     /// Deletion in progress; `Some(message)` names the step it waits on.
     pub deleting: Option<String>,
     /// Something stops the control plane from serving that the user must fix
@@ -143,11 +174,17 @@ fn ready(cp_name: &str, profile: &Profile, facts: &Facts) -> Desired<'static> {
             ),
         );
     }
-    if facts.hooks == Hooks::Pending {
-        return not_ready(
-            ConditionReason::WAITING_FOR_POST_CREATE_HOOKS,
-            "Waiting for PostCreateHook completion".into(),
-        );
+    match &facts.hooks {
+        Hooks::Pending => {
+            return not_ready(
+                ConditionReason::WAITING_FOR_POST_CREATE_HOOKS,
+                "Waiting for PostCreateHook completion".into(),
+            );
+        }
+        Hooks::Failed(message) => {
+            return not_ready(REASON_POST_CREATE_HOOK_FAILED, message.clone());
+        }
+        Hooks::NotAwaited | Hooks::Complete => {}
     }
     Desired {
         type_: ConditionType::READY,
@@ -173,6 +210,21 @@ pub fn compute(
     if facts.sync == SyncOutcome::Success {
         status.secret_ref = profile.secret_ref(cp_name);
     }
+    if let Some(report) = &facts.hook_report {
+        status.post_create_hooks = Some(report.applied.clone());
+        status.post_create_hook_completed = Some(report.completed);
+        let desired = Desired {
+            type_: CONDITION_POST_CREATE_HOOKS,
+            status: if report.ok {
+                ConditionStatus::TRUE
+            } else {
+                ConditionStatus::FALSE
+            },
+            reason: report.reason,
+            message: report.message.clone(),
+        };
+        upsert(&mut status.conditions, desired, now);
+    }
     status
 }
 
@@ -194,6 +246,7 @@ mod tests {
             workload_available: Some(true),
             api_answering: Some(true),
             hooks: Hooks::NotAwaited,
+            hook_report: None,
             deleting: None,
             blocked: None,
         }
@@ -325,6 +378,43 @@ mod tests {
         );
         f.hooks = Hooks::Complete;
         assert_eq!(cond(&run(&s, Vcluster, &f, 1), "Ready").status, "True");
+        f.hooks =
+            Hooks::Failed("PostCreateHook h: Job cp1-system/j failed: BackoffLimitExceeded".into());
+        let r = run(&s, Vcluster, &f, 2);
+        let r = cond(&r, "Ready");
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "PostCreateHookFailed")
+        );
+        assert!(r.message.contains("Job cp1-system/j failed"));
+    }
+
+    #[test]
+    fn the_hook_report_fills_the_hook_fields_and_its_condition() {
+        let s0 = run(&ControlPlaneStatus::default(), K8s, &facts(), 0);
+        assert_eq!(s0.post_create_hooks, None);
+        assert!(s0.conditions.iter().all(|c| c.type_ != "PostCreateHooks"));
+        let mut f = facts();
+        f.hook_report = Some(HookReport {
+            applied: [("hello".to_string(), true)].into(),
+            completed: false,
+            ok: false,
+            reason: "PostCreateHookFailed",
+            message: "PostCreateHook bad refused".into(),
+        });
+        let s = run(&s0, K8s, &f, 1);
+        assert_eq!(
+            s.post_create_hooks,
+            Some([("hello".to_string(), true)].into())
+        );
+        assert_eq!(s.post_create_hook_completed, Some(false));
+        let c = cond(&s, "PostCreateHooks");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "PostCreateHookFailed")
+        );
+        // Without a report (hooks not run this pass) the fields stay.
+        assert_eq!(run(&s, K8s, &facts(), 2), s);
     }
 
     #[test]

@@ -364,3 +364,89 @@ impl Harness {
         .await
     }
 }
+
+impl Harness {
+    /// [`Harness::start_with`] without starting the operator: for tests that
+    /// run it with another identity ([`Harness::start_operator_as`]).
+    pub async fn start_idle(builder: Builder, settings: Settings) -> Self {
+        logs();
+        let env = builder.start().await.unwrap();
+        let client = env.client().await.unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in kubeflex_operator::crdgen::crds() {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("hosting-kubeconfig");
+        std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
+        Self {
+            env,
+            client,
+            dir,
+            kubeconfig,
+            metrics: Arc::new(Metrics::default()),
+            settings,
+            operator: None,
+        }
+    }
+
+    /// [`Harness::start_operator`], the operator authenticated as `client`
+    /// (`self.client` stays the admin client the test observes with).
+    pub fn start_operator_as(&mut self, client: Client) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(kubeflex_operator::controller::run(
+            client,
+            config(),
+            self.settings.clone(),
+            self.metrics.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        self.operator = Some((task, tx));
+    }
+
+    /// Whether the in-process operator task is still running.
+    pub fn operator_running(&self) -> bool {
+        self.operator
+            .as_ref()
+            .is_some_and(|(task, _)| !task.is_finished())
+    }
+
+    /// A kubeconfig (YAML) authenticating as ServiceAccount `ns/name` with a
+    /// bearer token minted by TokenRequest, trusting the server's CA.
+    pub async fn service_account_kubeconfig(&self, ns: &str, name: &str) -> String {
+        use base64::Engine as _;
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: Vec::new(),
+                expiration_seconds: Some(3600),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        };
+        let token = Api::<ServiceAccount>::namespaced(self.client.clone(), ns)
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .token;
+        assert!(!token.is_empty(), "empty token for {ns}/{name}");
+        let ca = base64::engine::general_purpose::STANDARD.encode(self.env.ca_pem());
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: testenv\n    user: {name}\ncurrent-context: {name}\n",
+            self.env.url()
+        )
+    }
+
+    /// A kube client authenticated as ServiceAccount `ns/name` (bearer token).
+    pub async fn service_account_client(&self, ns: &str, name: &str) -> Client {
+        let yaml = self.service_account_kubeconfig(ns, name).await;
+        kubeflex_testenv::client_from_kubeconfig(&yaml)
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,434 @@
+//! Isolation of a hook's rendered objects, purely: what one tenant's hook
+//! may write in the hosting cluster.
+//!
+//! - Namespaced objects go to `NAME-system`: no namespace means there; any
+//!   other namespace is refused (KubeFlex silently moves it, which hides a
+//!   template meant for elsewhere).
+//! - Cluster-scoped objects only of kinds on the allow-list
+//!   ([`ClusterKinds`]); a ClusterRoleBinding, whatever the list says, only
+//!   when every subject is a ServiceAccount in `NAME-system` and its role is
+//!   a ClusterRole the same hook creates (binding `cluster-admin` or a
+//!   subject elsewhere would escalate).
+//! - The whole hook is checked before anything is applied: a refused hook
+//!   writes nothing.
+//!
+//! Scope (namespaced or cluster) is the server's, behind [`ScopeLookup`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::names;
+
+/// Whether a kind lives in a namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Namespaced,
+    Cluster,
+}
+
+/// Scope of `apiVersion`/`kind` as the hosting cluster serves it; `None`
+/// when it does not serve the kind.
+pub trait ScopeLookup {
+    fn scope(&self, api_version: &str, kind: &str) -> Option<Scope>;
+}
+
+/// A fixed table, `(apiVersion, kind) -> scope` (discovered, or in tests).
+impl ScopeLookup for BTreeMap<(String, String), Scope> {
+    fn scope(&self, api_version: &str, kind: &str) -> Option<Scope> {
+        self.get(&(api_version.to_string(), kind.to_string()))
+            .copied()
+    }
+}
+
+/// Group of an `apiVersion` (`""` for the core group).
+pub fn group_of(api_version: &str) -> &str {
+    api_version
+        .rsplit_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or_default()
+}
+
+/// Cluster-scoped kinds hooks may create, as `Kind.group` (`Kind` for the
+/// core group), e.g. `CustomResourceDefinition.apiextensions.k8s.io`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterKinds(BTreeSet<(String, String)>);
+
+/// The default allow-list.
+pub const DEFAULT_CLUSTER_KINDS: &str = "CustomResourceDefinition.apiextensions.k8s.io,ClusterRole.rbac.authorization.k8s.io,ClusterRoleBinding.rbac.authorization.k8s.io";
+
+impl Default for ClusterKinds {
+    fn default() -> Self {
+        Self::parse(DEFAULT_CLUSTER_KINDS)
+    }
+}
+
+impl ClusterKinds {
+    /// From a comma- or whitespace-separated list of `Kind.group`; an empty
+    /// list allows no cluster-scoped object at all.
+    pub fn parse(list: &str) -> Self {
+        Self(
+            list.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(|s| match s.split_once('.') {
+                    Some((kind, group)) => (group.to_string(), kind.to_string()),
+                    None => (String::new(), s.to_string()),
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether `kind` of `group` is allowed.
+    pub fn allows(&self, group: &str, kind: &str) -> bool {
+        self.0.contains(&(group.to_string(), kind.to_string()))
+    }
+
+    /// `(group, kind)` pairs (for cleanup).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(g, k)| (g.as_str(), k.as_str()))
+    }
+}
+
+impl fmt::Display for ClusterKinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self
+            .0
+            .iter()
+            .map(|(g, k)| {
+                if g.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{k}.{g}")
+                }
+            })
+            .collect();
+        if list.is_empty() {
+            f.write_str("(none)")
+        } else {
+            f.write_str(&list.join(","))
+        }
+    }
+}
+
+/// One object ready to apply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planned {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    /// `Some(NAME-system)` for namespaced objects.
+    pub namespace: Option<String>,
+    /// The object as it will be applied (namespace set, labels added).
+    pub object: Value,
+}
+
+impl Planned {
+    /// `Kind ns/name` or `Kind name`.
+    pub fn describe(&self) -> String {
+        crate::apply::describe(&self.kind, self.namespace.as_deref(), &self.name)
+    }
+}
+
+/// Why a template is refused: which one (`#index Kind/name`) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub template: String,
+    pub reason: String,
+}
+
+/// `#i Kind/name` (or `#i` while kind or name are unknown).
+pub fn template_label(index: usize, object: &Value) -> String {
+    match (object["kind"].as_str(), object["metadata"]["name"].as_str()) {
+        (Some(k), Some(n)) => format!("#{index} {k}/{n}"),
+        (Some(k), None) => format!("#{index} {k}"),
+        _ => format!("#{index}"),
+    }
+}
+
+/// Labels on everything a hook creates: which control plane and hook made
+/// it (cleanup of cluster-scoped objects, the hook's Job watch).
+pub fn hook_labels(cp_name: &str, hook: &str) -> [(&'static str, String); 3] {
+    [
+        (names::LABEL_MANAGED_BY, names::MANAGED_BY.into()),
+        (names::LABEL_CONTROL_PLANE, cp_name.into()),
+        (names::LABEL_POST_CREATE_HOOK, hook.into()),
+    ]
+}
+
+/// Checks every rendered object of `hook` for control plane `cp_name` and
+/// returns them ready to apply, or the first refusal.
+pub fn check(
+    cp_name: &str,
+    hook: &str,
+    rendered: Vec<Value>,
+    scopes: &dyn ScopeLookup,
+    allowed: &ClusterKinds,
+) -> Result<Vec<Planned>, Refusal> {
+    let home = names::namespace_of(cp_name);
+    let mut planned = Vec::with_capacity(rendered.len());
+    for (i, mut object) in rendered.into_iter().enumerate() {
+        let template = template_label(i, &object);
+        let refuse = |reason: String| Refusal {
+            template: template.clone(),
+            reason,
+        };
+        let (Some(api_version), Some(kind)) = (
+            object["apiVersion"].as_str().map(str::to_string),
+            object["kind"].as_str().map(str::to_string),
+        ) else {
+            return Err(refuse("a template needs apiVersion and kind".into()));
+        };
+        let Some(name) = object["metadata"]["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+        else {
+            return Err(refuse(
+                "a template needs metadata.name (generateName cannot be applied idempotently)"
+                    .into(),
+            ));
+        };
+        let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return Err(refuse("metadata is not an object".into()));
+        };
+        let namespace = match scopes.scope(&api_version, &kind) {
+            None => {
+                return Err(refuse(format!(
+                    "kind {kind} of {api_version} is not served by the hosting cluster"
+                )));
+            }
+            Some(Scope::Namespaced) => {
+                match meta.get("namespace").and_then(Value::as_str) {
+                    None | Some("") => {}
+                    Some(ns) if ns == home => {}
+                    Some(ns) => {
+                        return Err(refuse(format!(
+                            "namespace {ns} is outside this control plane: a hook writes only into {home} (omit metadata.namespace or use {{{{ Namespace }}}})"
+                        )));
+                    }
+                }
+                meta.insert("namespace".into(), Value::String(home.clone()));
+                Some(home.clone())
+            }
+            Some(Scope::Cluster) => {
+                let group = group_of(&api_version);
+                if !allowed.allows(group, &kind) {
+                    return Err(refuse(format!(
+                        "cluster-scoped kind {kind} is not on the operator's allow-list ({allowed}; flag --hook-cluster-kinds)"
+                    )));
+                }
+                meta.remove("namespace");
+                None
+            }
+        };
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        let Some(labels) = labels.as_object_mut() else {
+            return Err(refuse("metadata.labels is not a map".into()));
+        };
+        for (k, v) in hook_labels(cp_name, hook) {
+            labels.insert(k.into(), Value::String(v));
+        }
+        planned.push(Planned {
+            api_version,
+            kind,
+            name,
+            namespace,
+            object,
+        });
+    }
+    check_bindings(&home, &planned)?;
+    Ok(planned)
+}
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// ClusterRoleBindings: subjects only ServiceAccounts of `home`, role a
+/// ClusterRole of this hook.
+fn check_bindings(home: &str, planned: &[Planned]) -> Result<(), Refusal> {
+    let own_roles: BTreeSet<&str> = planned
+        .iter()
+        .filter(|p| p.kind == "ClusterRole" && group_of(&p.api_version) == RBAC_GROUP)
+        .map(|p| p.name.as_str())
+        .collect();
+    for (i, p) in planned.iter().enumerate() {
+        if p.kind != "ClusterRoleBinding" || group_of(&p.api_version) != RBAC_GROUP {
+            continue;
+        }
+        let refuse = |reason: String| {
+            Err(Refusal {
+                template: format!("#{i} {}/{}", p.kind, p.name),
+                reason,
+            })
+        };
+        let role_ref = &p.object["roleRef"];
+        let role = role_ref["name"].as_str().unwrap_or_default();
+        if role_ref["kind"].as_str() != Some("ClusterRole") || !own_roles.contains(role) {
+            return refuse(format!(
+                "binds ClusterRole {role}, which this hook does not create: binding an existing role is an escalation"
+            ));
+        }
+        let subjects = p.object["subjects"].as_array().cloned().unwrap_or_default();
+        if subjects.is_empty() {
+            return refuse("has no subjects".into());
+        }
+        for s in &subjects {
+            let kind = s["kind"].as_str().unwrap_or_default();
+            let ns = s["namespace"].as_str().unwrap_or_default();
+            let name = s["name"].as_str().unwrap_or_default();
+            if kind != "ServiceAccount" || ns != home {
+                return refuse(format!(
+                    "subject {kind} {ns}/{name} is outside {home}: only ServiceAccounts of {home} may be bound"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scopes() -> BTreeMap<(String, String), Scope> {
+        [
+            ("batch/v1", "Job", Scope::Namespaced),
+            ("v1", "ConfigMap", Scope::Namespaced),
+            ("v1", "Namespace", Scope::Cluster),
+            (
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                Scope::Cluster,
+            ),
+            (
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                Scope::Cluster,
+            ),
+            (
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRoleBinding",
+                Scope::Cluster,
+            ),
+            ("storage.k8s.io/v1", "StorageClass", Scope::Cluster),
+        ]
+        .into_iter()
+        .map(|(a, k, s)| ((a.to_string(), k.to_string()), s))
+        .collect()
+    }
+
+    fn run(objects: Vec<Value>) -> Result<Vec<Planned>, Refusal> {
+        check("cp1", "h", objects, &scopes(), &ClusterKinds::default())
+    }
+
+    fn job(ns: Option<&str>) -> Value {
+        let mut j = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}});
+        if let Some(ns) = ns {
+            j["metadata"]["namespace"] = json!(ns);
+        }
+        j
+    }
+
+    fn role(name: &str) -> Value {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": []})
+    }
+
+    fn binding(role: &str, subject_ns: &str, kind: &str) -> Value {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "b"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": kind, "name": "default", "namespace": subject_ns}]})
+    }
+
+    #[test]
+    fn namespaced_objects_land_in_the_home_namespace_with_labels() {
+        for ns in [None, Some(""), Some("cp1-system")] {
+            let p = run(vec![job(ns)]).unwrap();
+            assert_eq!(p[0].namespace.as_deref(), Some("cp1-system"));
+            assert_eq!(p[0].object["metadata"]["namespace"], "cp1-system");
+            let labels = &p[0].object["metadata"]["labels"];
+            assert_eq!(labels["kflex.kubestellar.org/control-plane"], "cp1");
+            assert_eq!(labels["kflex.kubestellar.org/post-create-hook"], "h");
+            assert_eq!(p[0].describe(), "Job cp1-system/j");
+        }
+    }
+
+    #[test]
+    fn another_namespace_is_refused_not_moved() {
+        for ns in ["kube-system", "cp2-system", "default"] {
+            let r = run(vec![job(None), job(Some(ns))]).unwrap_err();
+            assert_eq!(r.template, "#1 Job/j");
+            assert!(
+                r.reason.contains(ns) && r.reason.contains("cp1-system"),
+                "{}",
+                r.reason
+            );
+        }
+    }
+
+    #[test]
+    fn cluster_kinds_need_the_allow_list() {
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "xs.example.com", "namespace": "ignored"}});
+        let p = run(vec![crd.clone(), role("r")]).unwrap();
+        assert_eq!(p[0].namespace, None);
+        assert!(p[0].object["metadata"].get("namespace").is_none());
+        assert_eq!(
+            p[1].object["metadata"]["labels"]["kflex.kubestellar.org/control-plane"],
+            "cp1"
+        );
+        for kind in [("v1", "Namespace"), ("storage.k8s.io/v1", "StorageClass")] {
+            let o = json!({"apiVersion": kind.0, "kind": kind.1, "metadata": {"name": "x"}});
+            let r = run(vec![o]).unwrap_err();
+            assert!(r.reason.contains("allow-list"), "{}", r.reason);
+        }
+        let custom = ClusterKinds::parse("StorageClass.storage.k8s.io");
+        let o = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "x"}});
+        assert!(check("cp1", "h", vec![o], &scopes(), &custom).is_ok());
+        assert!(check("cp1", "h", vec![crd], &scopes(), &custom).is_err());
+        assert_eq!(custom.to_string(), "StorageClass.storage.k8s.io");
+        assert_eq!(ClusterKinds::parse("").to_string(), "(none)");
+    }
+
+    #[test]
+    fn cluster_role_bindings_only_to_own_roles_and_home_service_accounts() {
+        assert!(
+            run(vec![
+                role("r"),
+                binding("r", "cp1-system", "ServiceAccount")
+            ])
+            .is_ok()
+        );
+        let escalations = [
+            vec![binding("cluster-admin", "cp1-system", "ServiceAccount")],
+            vec![
+                role("r"),
+                binding("cluster-admin", "cp1-system", "ServiceAccount"),
+            ],
+            vec![role("r"), binding("r", "cp2-system", "ServiceAccount")],
+            vec![role("r"), binding("r", "kube-system", "ServiceAccount")],
+            vec![role("r"), binding("r", "", "User")],
+            vec![role("r"), binding("r", "", "Group")],
+        ];
+        for objects in escalations {
+            let r = run(objects.clone()).unwrap_err();
+            assert!(r.template.contains("ClusterRoleBinding/b"), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn unserved_kinds_and_bad_objects_are_refused() {
+        let r = run(vec![
+            json!({"apiVersion": "x.io/v1", "kind": "Thing", "metadata": {"name": "t"}}),
+        ])
+        .unwrap_err();
+        assert!(r.reason.contains("not served"), "{}", r.reason);
+        assert!(run(vec![json!({"kind": "Job", "metadata": {"name": "j"}})]).is_err());
+        let r = run(vec![
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"generateName": "j-"}}),
+        ])
+        .unwrap_err();
+        assert!(r.reason.contains("metadata.name"));
+    }
+}

@@ -1,0 +1,494 @@
+//! PostCreateHooks end to end against testenv, the operator in-process:
+//! the `hello` sample with an overridden message, two awaited hooks holding
+//! `Ready`, a hook created after its ControlPlane, a failing Job, refused
+//! hooks writing nothing, labels, cleanup of cluster-scoped objects,
+//! re-rendering on request, and no Secret value in any log line, Event or
+//! status message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use kubeflex_operator::api::{ControlPlane, PostCreateHook};
+use kubeflex_testenv::TestEnv;
+use kubeflex_testenv::simulate::SimConfig;
+use support::{Harness, assert_logs_clean, condition};
+
+const HELLO: &str = include_str!("../../config/samples/postcreate-hooks/hello.yaml");
+
+async fn create_hook(h: &Harness, yaml: &str) -> PostCreateHook {
+    let hook: PostCreateHook = serde_saphyr::from_str(yaml).unwrap();
+    Api::<PostCreateHook>::all(h.client.clone())
+        .patch(
+            &hook.name_any(),
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&hook),
+        )
+        .await
+        .unwrap()
+}
+
+fn hook_status(cp: &ControlPlane, hook: &str) -> Option<bool> {
+    cp.status
+        .as_ref()?
+        .post_create_hooks
+        .as_ref()?
+        .get(hook)
+        .copied()
+}
+
+async fn job(h: &Harness, ns: &str, name: &str) -> Option<Job> {
+    Api::<Job>::namespaced(h.client.clone(), ns)
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+/// A hook with one Job running `echo <msg>`, optionally failing.
+fn job_hook(name: &str, fail: Option<&str>) -> String {
+    let annotations = match fail {
+        Some(m) => format!(
+            "        metadata:\n          annotations:\n            testenv.kflex.kubestellar.org/fail: \"{m}\"\n"
+        ),
+        None => String::new(),
+    };
+    format!(
+        r#"apiVersion: tenancy.kflex.kubestellar.org/v1alpha1
+kind: PostCreateHook
+metadata:
+  name: {name}
+spec:
+  templates:
+  - apiVersion: batch/v1
+    kind: Job
+    metadata:
+      name: "{{{{.HookName}}}}"
+    spec:
+      backoffLimit: 0
+      template:
+{annotations}        spec:
+          restartPolicy: Never
+          containers:
+          - name: main
+            image: busybox
+            command: ["echo", "{{{{ .HookName }}}} in {{{{.Namespace}}}}"]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_hook_completes_with_the_overridden_message_and_labels_propagate() {
+    let h = Harness::start().await;
+    let labelled = HELLO.replacen(
+        "  name: hello\n",
+        "  name: hello\n  labels:\n    kflex.kubestellar.io/flavor: demo\n",
+        1,
+    );
+    create_hook(&h, &labelled).await;
+    // A value that would break KubeFlex's JSON-text substitution.
+    let message = "Hi \\\"there\\\" {{ .Namespace }}";
+    h.create_cp(&format!(
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: hi\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  globalVars:\n    MESSAGE: from globals\n  postCreateHooks:\n  - hookName: hello\n    vars:\n      MESSAGE: \"{message}\"\n"
+    ))
+    .await;
+    let cp = h.wait_ready("hi", 60).await;
+    assert_eq!(hook_status(&cp, "hello"), Some(true));
+    assert_eq!(
+        cp.status.as_ref().unwrap().post_create_hook_completed,
+        Some(true)
+    );
+    assert_eq!(condition(&cp, "PostCreateHooks").unwrap().0, "True");
+    let j = job(&h, "hi-system", "hello").await.unwrap();
+    assert!(j.status.as_ref().unwrap().succeeded.unwrap_or(0) > 0);
+    let command = j.spec.unwrap().template.spec.unwrap().containers[0]
+        .command
+        .clone()
+        .unwrap();
+    assert_eq!(command, ["echo", "Hi \"there\" {{ .Namespace }}", "World"]);
+    assert_eq!(
+        j.metadata.labels.unwrap()["kflex.kubestellar.org/control-plane"],
+        "hi"
+    );
+    h.eventually("the hook's label on the ControlPlane", 10, || async {
+        let cp = h.cps().get("hi").await.unwrap();
+        cp.labels().get("kflex.kubestellar.io/flavor") == Some(&"demo".to_string())
+    })
+    .await;
+    assert_logs_clean(&[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_awaited_hooks_hold_ready_until_their_jobs_complete() {
+    let builder = TestEnv::builder().simulation(SimConfig {
+        job_duration: Duration::from_secs(4),
+        ..SimConfig::default()
+    });
+    let h = Harness::start_with(builder, support::settings()).await;
+    create_hook(&h, &job_hook("first", None)).await;
+    create_hook(&h, &job_hook("second", None)).await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: two\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHooks:\n  - hookName: first\n  - hookName: second\n")
+        .await;
+    let waiting = h
+        .wait_cp("two", 30, |cp| {
+            condition(cp, "Ready").is_some_and(|c| c.1 == "WaitingForPostCreateHooks")
+                && job_exists_hint(cp)
+        })
+        .await;
+    assert_eq!(condition(&waiting, "Ready").unwrap().0, "False");
+    assert!(job(&h, "two-system", "first").await.is_some());
+    assert!(job(&h, "two-system", "second").await.is_some());
+    let cp = h.wait_ready("two", 60).await;
+    assert_eq!(hook_status(&cp, "first"), Some(true));
+    assert_eq!(hook_status(&cp, "second"), Some(true));
+    for name in ["first", "second"] {
+        let j = job(&h, "two-system", name).await.unwrap();
+        assert!(
+            j.status.unwrap().succeeded.unwrap_or(0) > 0,
+            "Ready before Job {name} completed"
+        );
+    }
+    let cmd = job(&h, "two-system", "first")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .command
+        .clone()
+        .unwrap();
+    assert_eq!(cmd, ["echo", "first in two-system"]);
+}
+
+/// The PostCreateHooks condition says what it waits for.
+fn job_exists_hint(cp: &ControlPlane) -> bool {
+    condition(cp, "PostCreateHooks").is_some_and(|c| c.2.contains("Job two-system/"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_created_after_its_control_plane_is_applied_within_seconds() {
+    // No short requeue: only the PostCreateHook watch can pick it up fast.
+    let settings = kubeflex_operator::context::Settings {
+        ready_requeue: Duration::from_secs(120),
+        ..support::settings()
+    };
+    let h = Harness::start_with(TestEnv::builder(), settings).await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: early\nspec:\n  type: host\n  postCreateHooks:\n  - hookName: late\n")
+        .await;
+    let cp = h
+        .wait_cp("early", 60, |cp| {
+            condition(cp, "PostCreateHooks").is_some_and(|c| c.2.contains("late not found"))
+        })
+        .await;
+    assert_eq!(condition(&cp, "PostCreateHooks").unwrap().0, "False");
+    let start = Instant::now();
+    create_hook(&h, &job_hook("late", None)).await;
+    let cp = h
+        .wait_cp("early", 10, |cp| hook_status(cp, "late") == Some(true))
+        .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(job(&h, "early-system", "late").await.is_some());
+    assert_eq!(condition(&cp, "Ready").unwrap().0, "True");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_shows_up_as_a_condition_naming_it() {
+    let h = Harness::start().await;
+    create_hook(&h, &job_hook("broken", Some("exit status 3"))).await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: failing\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHook: broken\n")
+        .await;
+    let cp = h
+        .wait_cp("failing", 60, |cp| {
+            condition(cp, "Ready").is_some_and(|c| c.1 == "PostCreateHookFailed")
+        })
+        .await;
+    let (status, _, message) = condition(&cp, "Ready").unwrap();
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("PostCreateHook broken")
+            && message.contains("Job failing-system/broken failed"),
+        "{message}"
+    );
+    let hooks = condition(&cp, "PostCreateHooks").unwrap();
+    assert_eq!(
+        (hooks.0.as_str(), hooks.1.as_str()),
+        ("False", "PostCreateHookFailed")
+    );
+    assert_eq!(hook_status(&cp, "broken"), None);
+    assert_eq!(
+        cp.status.as_ref().unwrap().post_create_hook_completed,
+        Some(false)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_reaching_outside_the_tenant_are_refused_and_write_nothing() {
+    let h = Harness::start().await;
+    // Each hook first has a harmless ConfigMap, then the offending object.
+    let offenders = [
+        (
+            "to-kube-system",
+            "apiVersion: batch/v1\n    kind: Job\n    metadata:\n      name: sneaky\n      namespace: kube-system\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: c\n            image: busybox\n",
+            "namespace kube-system",
+        ),
+        (
+            "to-neighbour",
+            "apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: sneaky\n      namespace: neighbour-system\n",
+            "namespace neighbour-system",
+        ),
+        (
+            "to-cluster-admin",
+            "apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRoleBinding\n    metadata:\n      name: sneaky\n    roleRef:\n      apiGroup: rbac.authorization.k8s.io\n      kind: ClusterRole\n      name: cluster-admin\n    subjects:\n    - kind: ServiceAccount\n      name: default\n      namespace: \"{{.Namespace}}\"\n",
+            "cluster-admin",
+        ),
+        (
+            "to-namespace",
+            "apiVersion: v1\n    kind: Namespace\n    metadata:\n      name: sneaky\n",
+            "allow-list",
+        ),
+    ];
+    let mut uses = String::new();
+    for (name, object, _) in &offenders {
+        create_hook(
+            &h,
+            &format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: {name}\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: {name}-first\n    data:\n      a: b\n  - {object}"),
+        )
+        .await;
+        uses.push_str(&format!("  - hookName: {name}\n"));
+    }
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: neighbour\nspec:\n  type: host\n").await;
+    h.wait_ready("neighbour", 60).await;
+    h.create_cp(&format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: tenant\nspec:\n  type: host\n  postCreateHooks:\n{uses}"))
+        .await;
+    let cp = h
+        .wait_cp("tenant", 60, |cp| {
+            condition(cp, "PostCreateHooks")
+                .is_some_and(|c| c.0 == "False" && c.2.contains("to-namespace"))
+        })
+        .await;
+    let message = condition(&cp, "PostCreateHooks").unwrap().2;
+    for (name, _, why) in &offenders {
+        assert!(
+            message.contains(&format!("PostCreateHook {name} refused")),
+            "{name}: {message}"
+        );
+        assert!(message.contains(why), "{name}: {message}");
+        let first = Api::<ConfigMap>::namespaced(h.client.clone(), "tenant-system")
+            .get_opt(&format!("{name}-first"))
+            .await
+            .unwrap();
+        assert!(first.is_none(), "hook {name} wrote its first object");
+        assert_eq!(hook_status(&cp, name), None);
+    }
+    assert!(job(&h, "kube-system", "sneaky").await.is_none());
+    assert!(
+        Api::<ConfigMap>::namespaced(h.client.clone(), "neighbour-system")
+            .get_opt("sneaky")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(h.client.clone())
+            .get_opt("sneaky")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Refused hooks do not make the tenant unavailable when not awaited.
+    assert_eq!(condition(&cp, "Ready").unwrap().0, "True");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_objects_of_a_hook_go_with_the_control_plane() {
+    let h = Harness::start().await;
+    create_hook(
+        &h,
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: rbac\nspec:\n  templates:\n  - apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRole\n    metadata:\n      name: \"{{ ControlPlaneName }}-reader\"\n    rules:\n    - apiGroups: [\"\"]\n      resources: [\"nodes\"]\n      verbs: [\"get\"]\n  - apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRoleBinding\n    metadata:\n      name: \"{{ ControlPlaneName }}-reader\"\n    roleRef:\n      apiGroup: rbac.authorization.k8s.io\n      kind: ClusterRole\n      name: \"{{ ControlPlaneName }}-reader\"\n    subjects:\n    - kind: ServiceAccount\n      name: default\n      namespace: \"{{ Namespace }}\"\n",
+    )
+    .await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: rb\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHook: rbac\n").await;
+    h.wait_ready("rb", 60).await;
+    let roles = Api::<ClusterRole>::all(h.client.clone());
+    let role = roles.get("rb-reader").await.unwrap();
+    assert_eq!(
+        role.labels()["kflex.kubestellar.org/post-create-hook"],
+        "rbac"
+    );
+    h.delete_cp("rb").await;
+    h.eventually("rb to be gone", 60, || async {
+        h.cps().get_opt("rb").await.unwrap().is_none()
+    })
+    .await;
+    assert!(roles.get_opt("rb-reader").await.unwrap().is_none());
+    assert!(
+        Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(h.client.clone())
+            .get_opt("rb-reader")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_hook_is_rerendered_only_when_asked() {
+    let h = Harness::start().await;
+    create_hook(&h, HELLO).await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: rr\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHook: hello\n").await;
+    h.wait_ready("rr", 60).await;
+    let command = |j: Job| {
+        j.spec.unwrap().template.spec.unwrap().containers[0]
+            .command
+            .clone()
+            .unwrap()
+    };
+    // Once-only by default: a changed default does not re-run the Job.
+    create_hook(&h, &HELLO.replace("Hello from Defaults", "Second")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let j = job(&h, "rr-system", "hello").await.unwrap();
+    assert_eq!(command(j)[1], "Hello from Defaults");
+    // With the annotation it does.
+    let annotated = HELLO.replace("Hello from Defaults", "Third").replacen(
+        "  name: hello\n",
+        "  name: hello\n  annotations:\n    kflex.kubestellar.org/rerender: \"true\"\n",
+        1,
+    );
+    create_hook(&h, &annotated).await;
+    h.eventually("the re-rendered Job", 20, || async {
+        job(&h, "rr-system", "hello")
+            .await
+            .is_some_and(|j| command(j)[1] == "Third")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_value_reaches_logs_events_or_status() {
+    let h = Harness::start().await;
+    let password = format!(
+        "pw-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() + 7_391_113
+    );
+    // One hook writes a Secret from a variable; another fails while
+    // rendering an expression over the same value, and a third is refused
+    // after rendering it.
+    create_hook(&h, "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: creds\nspec:\n  templates:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: creds\n    stringData:\n      password: \"{{ .PASSWORD }}\"\n").await;
+    create_hook(&h, "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: bad-expr\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: x\n    data:\n      n: \"{{ PASSWORD | int }}\"\n      m: \"{{ PASSWORD + 1 }}\"\n").await;
+    create_hook(&h, "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: refused\nspec:\n  templates:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: leak\n      namespace: kube-system\n    stringData:\n      password: \"{{ .PASSWORD }}\"\n").await;
+    h.create_cp(&format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: sec\nspec:\n  type: host\n  globalVars:\n    PASSWORD: \"{password}\"\n  postCreateHooks:\n  - hookName: creds\n  - hookName: bad-expr\n  - hookName: refused\n"))
+        .await;
+    let cp = h
+        .wait_cp("sec", 60, |cp| {
+            hook_status(cp, "creds") == Some(true)
+                && condition(cp, "PostCreateHooks").is_some_and(|c| c.2.contains("refused"))
+        })
+        .await;
+    let stored = h.secret_text("sec-system", "creds", "password").await;
+    assert_eq!(stored, password);
+    let status = serde_json::to_string(&cp.status).unwrap();
+    assert!(!status.contains(&password), "status: {status}");
+    let events = Api::<k8s_openapi::api::events::v1::Event>::all(h.client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    let events = serde_json::to_string(&events.items).unwrap();
+    // The scan means something only if hook Events were published.
+    assert!(events.contains("PostCreateHookApplied"), "{events}");
+    assert!(!events.contains(&password), "an Event holds the value");
+    let token = h.secret_text("sec-system", "sec", "token").await;
+    assert_logs_clean(&[password, token]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_awaited_hook_past_its_timeout_is_reported_failed() {
+    let builder = TestEnv::builder().simulation(SimConfig {
+        job_duration: Duration::from_secs(120),
+        ..SimConfig::default()
+    });
+    let settings = kubeflex_operator::context::Settings {
+        hook_timeout: Duration::from_secs(2),
+        ..support::settings()
+    };
+    let h = Harness::start_with(builder, settings).await;
+    create_hook(&h, &job_hook("slow", None)).await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: slowcp\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHook: slow\n")
+        .await;
+    let cp = h
+        .wait_cp("slowcp", 30, |cp| {
+            condition(cp, "Ready").is_some_and(|c| c.1 == "PostCreateHookFailed")
+        })
+        .await;
+    let message = condition(&cp, "Ready").unwrap().2;
+    assert!(
+        message.contains("Job slowcp-system/slow has not succeeded yet")
+            && message.contains("timed out after 2s"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_no_hooks_is_simply_ready() {
+    let h = Harness::start().await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: nohooks\nspec:\n  type: host\n  waitForPostCreateHooks: true\n")
+        .await;
+    let cp = h.wait_ready("nohooks", 30).await;
+    assert_eq!(condition(&cp, "Ready").unwrap().1, "Available");
+    assert!(condition(&cp, "PostCreateHooks").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_hook_cannot_take_over_anothers_cluster_object() {
+    let h = Harness::start().await;
+    create_hook(
+        &h,
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: fixed-role\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: marker\n  - apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRole\n    metadata:\n      name: shared-reader\n    rules: []\n",
+    )
+    .await;
+    let cp = |name: &str| {
+        format!(
+            "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: {name}\nspec:\n  type: host\n  postCreateHook: fixed-role\n"
+        )
+    };
+    h.create_cp(&cp("first")).await;
+    h.wait_cp("first", 60, |cp| {
+        hook_status(cp, "fixed-role") == Some(true)
+    })
+    .await;
+    h.create_cp(&cp("second")).await;
+    let second = h
+        .wait_cp("second", 60, |cp| {
+            condition(cp, "PostCreateHooks").is_some_and(|c| c.0 == "False")
+        })
+        .await;
+    let message = condition(&second, "PostCreateHooks").unwrap().2;
+    assert!(
+        message.contains("belongs to control plane first"),
+        "{message}"
+    );
+    let role = Api::<ClusterRole>::all(h.client.clone())
+        .get("shared-reader")
+        .await
+        .unwrap();
+    assert_eq!(
+        role.labels()["kflex.kubestellar.org/control-plane"],
+        "first"
+    );
+    let marker = Api::<ConfigMap>::namespaced(h.client.clone(), "second-system")
+        .get_opt("marker")
+        .await
+        .unwrap();
+    assert!(marker.is_none(), "the refused hook wrote its ConfigMap");
+}
