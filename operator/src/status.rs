@@ -152,6 +152,15 @@ fn ready(cp_name: &str, profile: &Profile, facts: &Facts) -> Desired<'static> {
     if let Some(message) = &facts.blocked {
         return not_ready(ConditionReason::UNAVAILABLE, message.clone());
     }
+    // Nothing is known to work when provisioning failed. (The controller
+    // keeps an earlier Ready instead, so a transient failure of a running
+    // control plane does not flap it; with no earlier one this is the truth.)
+    if matches!(facts.sync, SyncOutcome::Failed(_)) {
+        return not_ready(
+            ConditionReason::UNAVAILABLE,
+            "not provisioned: the last reconcile failed; see the Synced condition".into(),
+        );
+    }
     if let (Some(false), Some(w)) = (facts.workload_available, profile.workload) {
         let kind = match w.kind {
             WorkloadKind::Deployment => "Deployment",
@@ -332,6 +341,31 @@ mod tests {
         );
         // Synced never changed: its timestamps are the first ones.
         assert_eq!(cond(&s3, "Synced").last_update_time, t(0));
+    }
+
+    #[test]
+    fn a_failed_first_pass_is_not_ready() {
+        let mut f = facts();
+        f.sync = SyncOutcome::Failed("secrets is forbidden".into());
+        f.workload_available = None;
+        f.api_answering = None;
+        let s = compute(
+            &ControlPlaneStatus::default(),
+            "cp1",
+            &Profile::of(K8s),
+            &f,
+            &t(0),
+        );
+        assert_eq!(cond(&s, "Ready").status, "False");
+        assert_eq!(cond(&s, "Synced").status, "False");
+        let s = compute(
+            &ControlPlaneStatus::default(),
+            "h",
+            &Profile::of(Host),
+            &f,
+            &t(0),
+        );
+        assert_eq!(cond(&s, "Ready").status, "False");
     }
 
     #[test]

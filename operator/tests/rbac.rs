@@ -299,7 +299,6 @@ async fn a_missing_rule_is_reported_as_forbidden_and_the_operator_recovers() {
 /// facts and reports `Ready=True/Available` next to `Synced=False`. Ignored
 /// until the operator is fixed (controller.rs `apply` / status.rs `ready`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "operator bug: a first pass that fails reports Ready=True"]
 async fn a_first_pass_that_fails_does_not_report_ready() {
     let mut h = Harness::start_idle(TestEnv::builder(), support::settings()).await;
     let sa = install_rbac(&h, without("secrets", "create")).await;
