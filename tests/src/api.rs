@@ -666,38 +666,13 @@ impl Api {
         p: &Params,
         writer: &Writer,
     ) -> Result<(u16, Value), ApiError> {
-        let rt = &t.rt;
-        let name = t.name.clone().unwrap_or_default();
-        let keys = merge_keys_for(rt);
-        let dry = p.dry_run();
-        let mut outcome = None;
-        let committed = self
-            .store
-            .mutate(&rt.storage_key(), &t.namespace, &name, |cur, _| {
-                let old = cur.ok_or_else(|| ApiError::not_found(rt, &name))?;
-                if let Some(rv) = body["metadata"]["resourceVersion"]
-                    .as_str()
-                    .filter(|s| !s.is_empty())
-                    && Some(rv) != old["metadata"]["resourceVersion"].as_str()
-                {
-                    return Err(ApiError::stale(rt, &name));
-                }
-                let change = self.settle(
-                    rt,
-                    old,
-                    body.clone(),
-                    t.subresource.as_deref(),
-                    Some(&writer.manager),
-                    keys.as_ref(),
-                    strict(p),
-                )?;
-                finish(change, dry, old, &mut outcome)
-            })?;
-        self.after_write(rt, &committed.object, dry);
-        Ok((
-            200,
-            with_type(rt, &result_object(committed.object, outcome)),
-        ))
+        let keys = merge_keys_for(&t.rt);
+        let precondition = body["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|s| !s.is_empty());
+        self.replace_with(t, p, writer, keys.as_ref(), precondition, |_| {
+            Ok(body.clone())
+        })
     }
 
     /// PATCH in any of the four patch types.
@@ -710,9 +685,7 @@ impl Api {
         writer: &Writer,
     ) -> Result<(u16, Value), ApiError> {
         let rt = &t.rt;
-        let name = t.name.clone().unwrap_or_default();
         let keys = merge_keys_for(rt);
-        let dry = p.dry_run();
         let base = content_type.split(';').next().unwrap_or_default().trim();
         if base == "application/apply-patch+yaml" {
             return self.server_side_apply(t, body, p, keys.as_ref());
@@ -731,22 +704,45 @@ impl Api {
         ) {
             return Err(ApiError::unsupported_media_type(content_type));
         }
+        let precondition = doc["metadata"]["resourceVersion"].as_str();
+        self.replace_with(t, p, writer, keys.as_ref(), precondition, |old| {
+            let mut target = old.clone();
+            let result = match base {
+                "application/merge-patch+json" => {
+                    patch::merge_patch(&mut target, &doc);
+                    Ok(())
+                }
+                "application/json-patch+json" => patch::json_patch(&mut target, &doc),
+                _ => patch::strategic_merge_patch(&mut target, &doc, keys.as_ref()),
+            };
+            result.map_err(|e| ApiError::new(e.http_code(), e.reason(), e.to_string()))?;
+            Ok(target)
+        })
+    }
+
+    /// The shared path of PUT and PATCH: propose the new object from the
+    /// stored one, check the client's resourceVersion precondition, then
+    /// settle it as any write (status subresource, generation, finalizers,
+    /// no-op detection).
+    fn replace_with(
+        &self,
+        t: &Target,
+        p: &Params,
+        writer: &Writer,
+        keys: &dyn MergeKeys,
+        precondition: Option<&str>,
+        propose: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    ) -> Result<(u16, Value), ApiError> {
+        let rt = &t.rt;
+        let name = t.name.clone().unwrap_or_default();
+        let dry = p.dry_run();
         let mut outcome = None;
         let committed = self
             .store
             .mutate(&rt.storage_key(), &t.namespace, &name, |cur, _| {
                 let old = cur.ok_or_else(|| ApiError::not_found(rt, &name))?;
-                let mut target = (**old).clone();
-                let result = match base {
-                    "application/merge-patch+json" => {
-                        patch::merge_patch(&mut target, &doc);
-                        Ok(())
-                    }
-                    "application/json-patch+json" => patch::json_patch(&mut target, &doc),
-                    _ => patch::strategic_merge_patch(&mut target, &doc, keys.as_ref()),
-                };
-                result.map_err(|e| ApiError::new(e.http_code(), e.reason(), e.to_string()))?;
-                if let Some(rv) = doc["metadata"]["resourceVersion"].as_str()
+                let proposed = propose(old)?;
+                if let Some(rv) = precondition
                     && Some(rv) != old["metadata"]["resourceVersion"].as_str()
                 {
                     return Err(ApiError::stale(rt, &name));
@@ -754,10 +750,10 @@ impl Api {
                 let change = self.settle(
                     rt,
                     old,
-                    target,
+                    proposed,
                     t.subresource.as_deref(),
                     Some(&writer.manager),
-                    keys.as_ref(),
+                    keys,
                     strict(p),
                 )?;
                 finish(change, dry, old, &mut outcome)
