@@ -1,8 +1,9 @@
-//! Leader election with a `coordination.k8s.io/v1` Lease (KubeFlex's id
-//! `c6f71c85.kflex.kubestellar.org` in `kubeflex-system`): only the holder
+//! Leader election with a `coordination.k8s.io/v1` Lease: only the holder
 //! reconciles. Takeover replaces the Lease with its resourceVersion, so two
 //! candidates cannot both win. A holder that cannot renew within the lease
 //! duration must stop: [`Lease::lost`] resolves and the process exits.
+//! The operator uses KubeFlex's id [`LEASE_NAME`] in `kubeflex-system`; the
+//! GitOps reconciler uses the same mechanism with a lease per source.
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::error::{Error, Result};
 pub const LEASE_NAME: &str = "c6f71c85.kflex.kubestellar.org";
 /// How long a lease is valid without renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
-/// How often the holder renews, and candidates retry.
+/// How often the operator renews, and its candidates retry.
 pub const RETRY: Duration = Duration::from_secs(5);
 
 /// A held lease, renewed in the background until dropped.
@@ -43,37 +44,42 @@ pub fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
     }
 }
 
-/// Waits until this process holds the lease.
-pub async fn acquire(client: kube::Client, namespace: &str, identity: &str) -> Lease {
+/// Waits until this process holds the lease `name` in `namespace`, trying
+/// every `retry`; the holder renews at the same interval.
+pub async fn acquire(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    identity: &str,
+    retry: Duration,
+) -> Lease {
     let api: Api<LeaseObject> = Api::namespaced(client, namespace);
     loop {
-        match try_acquire(&api, identity).await {
+        match try_acquire(&api, name, identity).await {
             Ok(true) => break,
-            Ok(false) => tracing::info!(
-                lease = LEASE_NAME,
-                "another operator holds the lease; waiting"
-            ),
+            Ok(false) => tracing::info!(lease = name, "another instance holds the lease; waiting"),
             Err(e) => {
-                tracing::warn!(lease = LEASE_NAME, error = %e, "acquiring the lease failed; retrying")
+                tracing::warn!(lease = name, error = %e, "acquiring the lease failed; retrying")
             }
         }
-        tokio::time::sleep(RETRY).await;
+        tokio::time::sleep(retry).await;
     }
-    tracing::info!(lease = LEASE_NAME, identity, "lease acquired");
+    tracing::info!(lease = name, identity, "lease acquired");
     let (tx, rx) = watch::channel(false);
-    let identity = identity.to_owned();
+    let (name, identity) = (name.to_owned(), identity.to_owned());
     let renewer = tokio::spawn(async move {
         let mut last = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(RETRY).await;
-            match try_acquire(&api, &identity).await {
+            tokio::time::sleep(retry).await;
+            match try_acquire(&api, &name, &identity).await {
                 Ok(true) => last = tokio::time::Instant::now(),
                 Ok(false) => {
+                    tracing::error!(lease = %name, "lease taken by another instance");
                     tx.send_replace(true);
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "renewing the lease failed");
+                    tracing::warn!(lease = %name, error = %e, "renewing the lease failed");
                     if last.elapsed() >= LEASE_DURATION {
                         tx.send_replace(true);
                         return;
@@ -89,18 +95,18 @@ pub async fn acquire(client: kube::Client, namespace: &str, identity: &str) -> L
 }
 
 /// One attempt to take or renew the lease; `Ok(false)`: held by another.
-async fn try_acquire(api: &Api<LeaseObject>, identity: &str) -> Result<bool> {
+async fn try_acquire(api: &Api<LeaseObject>, name: &str, identity: &str) -> Result<bool> {
     let now = Timestamp::now();
-    let what = format!("Lease {LEASE_NAME}");
+    let what = format!("Lease {name}");
     let current = api
-        .get_opt(LEASE_NAME)
+        .get_opt(name)
         .await
         .map_err(|e| Error::api(format!("reading {what}"), e))?;
     let secs = i32::try_from(LEASE_DURATION.as_secs()).unwrap_or(i32::MAX);
     let Some(mut lease) = current else {
         let lease = LeaseObject {
             metadata: ObjectMeta {
-                name: Some(LEASE_NAME.into()),
+                name: Some(name.into()),
                 ..ObjectMeta::default()
             },
             spec: Some(LeaseSpec {
@@ -130,10 +136,7 @@ async fn try_acquire(api: &Api<LeaseObject>, identity: &str) -> Result<bool> {
     }
     spec.lease_duration_seconds = Some(secs);
     spec.renew_time = Some(MicroTime(now));
-    match api
-        .replace(LEASE_NAME, &PostParams::default(), &lease)
-        .await
-    {
+    match api.replace(name, &PostParams::default(), &lease).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(Error::api(format!("renewing {what}"), e)),
@@ -153,5 +156,10 @@ mod tests {
         };
         assert!(!expired(&spec, Timestamp::from_second(1_010).unwrap()));
         assert!(expired(&spec, Timestamp::from_second(1_016).unwrap()));
+        // Never renewed: free to take.
+        assert!(expired(
+            &LeaseSpec::default(),
+            Timestamp::from_second(1_000).unwrap()
+        ));
     }
 }

@@ -217,7 +217,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         if args.leader_elect {
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("kubeflex-operator-{}", std::process::id()));
             tokio::select! {
-                l = leader::acquire(client.clone(), &args.leader_election_namespace, &identity) => lease = Some(l),
+                l = leader::acquire(
+                    client.clone(),
+                    &args.leader_election_namespace,
+                    leader::LEASE_NAME,
+                    &identity,
+                    leader::RETRY,
+                ) => lease = Some(l),
                 _ = signal() => return Ok(()),
             }
         }

@@ -183,7 +183,13 @@ async fn the_operator_role_is_enough_for_every_hosted_type() {
     for _ in 0..2 {
         tokio::time::timeout(
             Duration::from_secs(10),
-            kubeflex_operator::leader::acquire(sa.clone(), SA_NAMESPACE, "rbac-test"),
+            kubeflex_operator::leader::acquire(
+                sa.clone(),
+                SA_NAMESPACE,
+                kubeflex_operator::leader::LEASE_NAME,
+                "rbac-test",
+                kubeflex_operator::leader::RETRY,
+            ),
         )
         .await
         .expect("the Lease could not be taken with the leader-election Role");

@@ -228,7 +228,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         &leader::lease_name(&args.name),
         &identity,
     )
-    .await?;
+    .await;
 
     let inventory = Arc::new(Mutex::new(Inventory::new(&args.name)));
     let (drift_tx, drift_rx) = mpsc::unbounded_channel();
