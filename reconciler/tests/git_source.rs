@@ -9,8 +9,7 @@
 mod support;
 
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use kubeflex_reconciler::source::{
@@ -18,7 +17,7 @@ use kubeflex_reconciler::source::{
     Update, poll_blocking,
 };
 use kubeflex_reconciler::validate::{Options, Selection, validate};
-use support::GitDaemon;
+use support::{GitDaemon, git};
 
 const CP: &str = "\
 apiVersion: tenancy.kflex.kubestellar.org/v1alpha1
@@ -31,29 +30,6 @@ spec:
 
 fn cp(name: &str) -> String {
     CP.replace("NAME", name)
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// A bare "remote" repository under `repos/demo.git` and a work tree cloned
