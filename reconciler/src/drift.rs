@@ -45,21 +45,22 @@ impl SpecDiff {
 
 /// Compares Git's `spec` with a live object's.
 pub fn diff_spec(desired: &Value, live: &LiveObject) -> SpecDiff {
+    let live_spec = live.spec.value();
     let mut diff = SpecDiff {
-        values_differ: !contains(&live.spec, desired),
+        values_differ: !contains(&live_spec, desired),
         ..SpecDiff::default()
     };
     let mut seen: BTreeSet<FieldPath> = BTreeSet::new();
     for entry in &live.managed {
         let mut leaves = Vec::new();
-        owned_leaves(&entry.fields, &mut Vec::new(), &mut leaves);
+        owned_leaves(&entry.fields.value(), &mut Vec::new(), &mut leaves);
         for leaf in leaves {
             // Remove from the first level Git does not have, so that a map
             // added by hand goes away whole rather than left empty.
             let Some(extra) = first_missing(desired, &leaf) else {
                 continue;
             };
-            if lookup(&live.spec, &extra).is_none() || !seen.insert(extra.clone()) {
+            if lookup(&live_spec, &extra).is_none() || !seen.insert(extra.clone()) {
                 continue;
             }
             if is_ours(entry) {
@@ -189,7 +190,7 @@ mod tests {
         ManagedSpec {
             manager: manager.to_owned(),
             operation: operation.to_owned(),
-            fields,
+            fields: fields.into(),
         }
     }
 
@@ -201,7 +202,7 @@ mod tests {
     fn identical_spec_with_server_defaults_is_clean() {
         let mut live = mk_live("cp1", "default", "cp1.yaml");
         // Defaults filled by the API server are owned by nobody.
-        live.spec = json!({"type": "k8s", "tokenExpirationSeconds": 31536000});
+        live.spec = json!({"type": "k8s", "tokenExpirationSeconds": 31536000}).into();
         live.managed = vec![managed(FIELD_MANAGER, "Apply", json!({"f:type": {}}))];
         let diff = diff_spec(&json!({"type": "k8s"}), &live);
         assert!(diff.is_clean(), "{diff:?}");
@@ -210,7 +211,7 @@ mod tests {
     #[test]
     fn changed_value_needs_an_apply() {
         let mut live = mk_live("cp1", "default", "cp1.yaml");
-        live.spec = json!({"type": "k8s", "globalVars": {"a": "2"}});
+        live.spec = json!({"type": "k8s", "globalVars": {"a": "2"}}).into();
         live.managed = vec![
             managed(FIELD_MANAGER, "Apply", json!({"f:type": {}})),
             managed(
@@ -228,7 +229,7 @@ mod tests {
     #[test]
     fn map_key_added_by_hand_is_foreign_drift() {
         let mut live = mk_live("cp1", "default", "cp1.yaml");
-        live.spec = json!({"type": "k8s", "globalVars": {"a": "1", "extra": "x"}});
+        live.spec = json!({"type": "k8s", "globalVars": {"a": "1", "extra": "x"}}).into();
         live.managed = vec![
             managed(
                 FIELD_MANAGER,
@@ -256,7 +257,7 @@ mod tests {
     #[test]
     fn whole_field_added_by_hand_is_removed_at_its_top() {
         let mut live = mk_live("cp1", "default", "cp1.yaml");
-        live.spec = json!({"type": "k8s", "globalVars": {"x": "1", "y": "2"}, "postCreateHooks": [{"hookName": "h"}]});
+        live.spec = json!({"type": "k8s", "globalVars": {"x": "1", "y": "2"}, "postCreateHooks": [{"hookName": "h"}]}).into();
         live.managed = vec![
             managed(FIELD_MANAGER, "Apply", json!({"f:type": {}})),
             managed(
@@ -277,7 +278,7 @@ mod tests {
     #[test]
     fn our_own_stale_field_is_left_to_apply() {
         let mut live = mk_live("cp1", "default", "cp1.yaml");
-        live.spec = json!({"type": "k8s", "backend": "shared"});
+        live.spec = json!({"type": "k8s", "backend": "shared"}).into();
         live.managed = vec![managed(
             FIELD_MANAGER,
             "Apply",

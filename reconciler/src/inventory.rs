@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use kube::api::DynamicObject;
+use kubeflex_operator::api::ControlPlaneType;
 use serde_json::Value;
 
 use crate::names::{
@@ -17,6 +18,47 @@ use crate::names::{
 };
 use crate::validate::{Kind, ObjectKey};
 
+/// A JSON value kept across passes, held as its text. With `preserve_order`
+/// (which serde-saphyr turns on for the whole build) a small object as a
+/// `serde_json::Value` costs about ten times its text; the reconciler keeps
+/// every managed object twice (Git's and the cluster's), so at 10,000
+/// objects that is the difference between a few and a hundred megabytes.
+/// Parsing back is cheap next to the API round trip that follows a compare.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CompactValue(Box<str>);
+
+impl CompactValue {
+    pub fn new(value: &Value) -> Self {
+        // Serialising a `Value` cannot fail (its keys are strings).
+        Self(
+            serde_json::to_string(value)
+                .unwrap_or_default()
+                .into_boxed_str(),
+        )
+    }
+
+    /// The value; `Null` if the text were ever unreadable.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Value> for CompactValue {
+    fn from(value: Value) -> Self {
+        Self::new(&value)
+    }
+}
+
+impl std::fmt::Debug for CompactValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One entry of an object's `metadata.managedFields`, reduced to `spec`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ManagedSpec {
@@ -24,7 +66,7 @@ pub struct ManagedSpec {
     /// `Apply` or `Update`.
     pub operation: String,
     /// The `f:spec` subtree of `fieldsV1`; `Null` when it owns nothing there.
-    pub fields: Value,
+    pub fields: CompactValue,
 }
 
 /// A live object, as much of it as reconciling needs.
@@ -35,7 +77,10 @@ pub struct LiveObject {
     pub resource_version: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
-    pub spec: Value,
+    pub spec: CompactValue,
+    /// `spec.type` of a ControlPlane, for validation's immutability check
+    /// (kept apart so that check needs no parse of every spec).
+    pub control_plane_type: Option<ControlPlaneType>,
     pub managed: Vec<ManagedSpec>,
     /// A deletion is under way (finalizers pending).
     pub deleting: bool,
@@ -53,11 +98,13 @@ impl LiveObject {
             .map(|entry| ManagedSpec {
                 manager: entry.manager.clone().unwrap_or_default(),
                 operation: entry.operation.clone().unwrap_or_default(),
-                fields: entry
-                    .fields_v1
-                    .as_ref()
-                    .and_then(|f| f.0.get("f:spec").cloned())
-                    .unwrap_or(Value::Null),
+                fields: CompactValue::new(
+                    entry
+                        .fields_v1
+                        .as_ref()
+                        .and_then(|f| f.0.get("f:spec"))
+                        .unwrap_or(&Value::Null),
+                ),
             })
             .collect();
         Some(Self {
@@ -66,7 +113,14 @@ impl LiveObject {
             resource_version: meta.resource_version.clone(),
             labels: meta.labels.clone().unwrap_or_default(),
             annotations: meta.annotations.clone().unwrap_or_default(),
-            spec: obj.data.get("spec").cloned().unwrap_or(Value::Null),
+            spec: CompactValue::new(obj.data.get("spec").unwrap_or(&Value::Null)),
+            control_plane_type: match kind {
+                Kind::ControlPlane => obj
+                    .data
+                    .pointer("/spec/type")
+                    .and_then(|t| serde_json::from_value(t.clone()).ok()),
+                Kind::PostCreateHook => None,
+            },
             managed,
             deleting: meta.deletion_timestamp.is_some(),
         })
@@ -170,7 +224,8 @@ pub(crate) mod tests {
             resource_version: Some("1".to_owned()),
             labels: BTreeMap::from([(LABEL_SOURCE.to_owned(), source.to_owned())]),
             annotations: BTreeMap::from([(ANNOTATION_PATH.to_owned(), path.to_owned())]),
-            spec: serde_json::json!({"type": "k8s"}),
+            spec: serde_json::json!({"type": "k8s"}).into(),
+            control_plane_type: Some(ControlPlaneType::K8s),
             managed: Vec::new(),
             deleting: false,
         }
@@ -202,7 +257,7 @@ pub(crate) mod tests {
         assert!(!live.suspended());
         assert_eq!(live.managed[0].manager, "kubectl-edit");
         assert_eq!(
-            live.managed[0].fields,
+            live.managed[0].fields.value(),
             serde_json::json!({"f:globalVars": {"f:x": {}}})
         );
     }

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::document::Pos;
 use crate::drift::{SpecDiff, contains, diff_spec};
-use crate::inventory::LiveObject;
+use crate::inventory::{CompactValue, LiveObject};
 use crate::names::{ANNOTATION_COMMIT, ANNOTATION_PATH, ANNOTATION_URL, LABEL_SOURCE};
 use crate::validate::{Document, ObjectKey};
 
@@ -36,14 +36,14 @@ pub struct DesiredObject {
     /// Where its document starts in that file.
     pub pos: Pos,
     /// The apply body.
-    pub body: Value,
+    pub body: CompactValue,
 }
 
 impl DesiredObject {
     /// The object a validated document asks for, marked as applied by
     /// `source` (its `--name`) from `url`.
-    pub fn from_document(doc: &Document, source: &str, url: &str) -> Self {
-        let mut body = doc.raw.clone();
+    pub fn from_document(doc: Document, source: &str, url: &str) -> Self {
+        let mut body = doc.raw;
         if let Some(obj) = body.as_object_mut() {
             let meta = obj
                 .entry("metadata")
@@ -55,20 +55,16 @@ impl DesiredObject {
             }
         }
         Self {
-            key: doc.key.clone(),
-            path: doc.path.clone(),
+            key: doc.key,
+            path: doc.path,
             pos: doc.pos,
-            body,
+            body: CompactValue::new(&body),
         }
-    }
-
-    pub fn spec(&self) -> &Value {
-        self.body.get("spec").unwrap_or(&Value::Null)
     }
 
     /// The body to send, stamped with the commit being applied.
     pub fn body_at(&self, commit: &str) -> Value {
-        let mut body = self.body.clone();
+        let mut body = self.body.value();
         if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
             insert_string(meta, "annotations", ANNOTATION_COMMIT, commit);
         }
@@ -77,8 +73,9 @@ impl DesiredObject {
 
     /// How the live object differs; `None` when it needs no write.
     pub fn compare(&self, live: &LiveObject) -> Option<SpecDiff> {
-        let diff = diff_spec(self.spec(), live);
-        let meta = self.body.get("metadata");
+        let body = self.body.value();
+        let diff = diff_spec(body.get("spec").unwrap_or(&Value::Null), live);
+        let meta = body.get("metadata");
         let labels = meta.and_then(|m| m.get("labels"));
         let annotations = meta.and_then(|m| m.get("annotations"));
         let meta_ok =
@@ -201,9 +198,9 @@ pub enum Scope<'a> {
 
 /// What a pass takes.
 #[derive(Clone, Copy, Debug)]
-pub struct Input<'a> {
+pub struct Input<'d, 'a> {
     /// Objects of the valid files this pass read.
-    pub desired: &'a [DesiredObject],
+    pub desired: &'d [DesiredObject],
     /// Objects still defined by files this pass did not read.
     pub elsewhere: &'a BTreeSet<ObjectKey>,
     /// Files that failed validation (now or, unread, earlier).
@@ -266,9 +263,9 @@ impl fmt::Display for PruneBlocked {
 
 /// What to do.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Plan {
+pub struct Plan<'a> {
     /// Objects to write, with how they differ (`None`: they do not exist).
-    pub apply: Vec<(DesiredObject, Option<SpecDiff>)>,
+    pub apply: Vec<(&'a DesiredObject, Option<SpecDiff>)>,
     /// Objects already as Git says.
     pub unchanged: Vec<ObjectKey>,
     /// Objects to delete.
@@ -279,7 +276,7 @@ pub struct Plan {
 }
 
 /// Decides what a pass does. Pure.
-pub fn plan(input: Input<'_>) -> Plan {
+pub fn plan<'d>(input: Input<'d, '_>) -> Plan<'d> {
     let mut out = Plan::default();
     let mut wanted: BTreeSet<&ObjectKey> = input.elsewhere.iter().collect();
     for desired in input.desired {
@@ -290,10 +287,10 @@ pub fn plan(input: Input<'_>) -> Plan {
                     .push((desired.key.clone(), SkipReason::Suspended));
             }
             Some(live) => match desired.compare(live) {
-                Some(diff) => out.apply.push((desired.clone(), Some(diff))),
+                Some(diff) => out.apply.push((desired, Some(diff))),
                 None => out.unchanged.push(desired.key.clone()),
             },
-            None => out.apply.push((desired.clone(), None)),
+            None => out.apply.push((desired, None)),
         }
     }
 

@@ -37,7 +37,7 @@ fn mk_desired(name: &str, path: &str) -> DesiredObject {
         )),
         raw,
     };
-    DesiredObject::from_document(&doc, SOURCE, URL)
+    DesiredObject::from_document(doc, SOURCE, URL)
 }
 
 /// A live object exactly as an earlier apply of `mk_desired` left it.
@@ -50,7 +50,7 @@ fn mk_applied(name: &str, path: &str) -> LiveObject {
     live.managed = vec![crate::inventory::ManagedSpec {
         manager: FIELD_MANAGER.to_owned(),
         operation: "Apply".to_owned(),
-        fields: json!({"f:type": {}}),
+        fields: json!({"f:type": {}}).into(),
     }];
     live
 }
@@ -80,7 +80,7 @@ impl Case {
         }
     }
 
-    fn run(&self) -> Plan {
+    fn run(&self) -> Plan<'_> {
         plan(Input {
             desired: &self.desired,
             elsewhere: &self.elsewhere,
@@ -95,11 +95,11 @@ impl Case {
     }
 }
 
-fn pruned(plan: &Plan) -> Vec<&str> {
+fn pruned<'a>(plan: &'a Plan<'_>) -> Vec<&'a str> {
     plan.prune.iter().map(|o| o.key.name.as_str()).collect()
 }
 
-fn skipped(plan: &Plan) -> Vec<(&str, SkipReason)> {
+fn skipped<'a>(plan: &'a Plan<'_>) -> Vec<(&'a str, SkipReason)> {
     plan.skipped
         .iter()
         .map(|(k, r)| (k.name.as_str(), *r))
@@ -124,7 +124,8 @@ fn a_new_commit_alone_does_not_rewrite_objects() {
     let mut live = mk_applied("a", "a.yaml");
     live.annotations
         .insert(ANNOTATION_COMMIT.to_owned(), "older".to_owned());
-    let plan = Case::new(vec![mk_desired("a", "a.yaml")], &[live]).run();
+    let case = Case::new(vec![mk_desired("a", "a.yaml")], &[live]);
+    let plan = case.run();
     assert_eq!(plan.unchanged, vec![key("a")]);
 }
 
@@ -217,11 +218,13 @@ fn a_suspended_object_is_neither_applied_nor_pruned() {
     suspended
         .annotations
         .insert(ANNOTATION_RECONCILE.to_owned(), DISABLED.to_owned());
-    suspended.spec = json!({"type": "k8s", "globalVars": {"x": "1"}});
-    let plan = Case::new(vec![mk_desired("a", "a.yaml")], &[suspended.clone()]).run();
+    suspended.spec = json!({"type": "k8s", "globalVars": {"x": "1"}}).into();
+    let case = Case::new(vec![mk_desired("a", "a.yaml")], &[suspended.clone()]);
+    let plan = case.run();
     assert!(plan.apply.is_empty());
     assert_eq!(skipped(&plan), [("a", SkipReason::Suspended)]);
-    let plan = Case::new(Vec::new(), &[suspended]).run();
+    let case = Case::new(Vec::new(), &[suspended]);
+    let plan = case.run();
     assert!(plan.prune.is_empty());
 }
 

@@ -57,6 +57,9 @@ pub struct Read {
     /// `None` for a full pass; otherwise the files changed (incl. deleted).
     pub changed: Option<BTreeSet<String>>,
     pub report: Report,
+    /// Time spent fetching and diffing, and validating.
+    pub fetch: Duration,
+    pub validate: Duration,
 }
 
 /// Polls the source and validates what changed. Any error here means the
@@ -67,7 +70,9 @@ pub async fn read(
     desired: &BTreeMap<ObjectKey, DesiredObject>,
     cluster: ClusterView,
 ) -> Result<Option<Read>, Error> {
+    let started = Instant::now();
     let update = poll_blocking(source, last_applied.clone()).await?;
+    let fetch = started.elapsed();
     let revision = update.snapshot.revision().to_owned();
     let changed = match &update.changes {
         Changes::Full => None,
@@ -107,6 +112,7 @@ pub async fn read(
         _ => None,
     };
     let snapshot = update.snapshot;
+    let started = Instant::now();
     let report = tokio::task::spawn_blocking(move || {
         let selection = match &selection {
             Some(paths) => Selection::Paths(paths),
@@ -120,6 +126,8 @@ pub async fn read(
         revision,
         changed,
         report,
+        fetch,
+        validate: started.elapsed(),
     }))
 }
 
@@ -135,6 +143,21 @@ pub struct Outcome {
     pub validation_errors: usize,
     pub errors: Vec<String>,
     pub prune_blocked: Option<String>,
+    /// Where the pass spent its time.
+    pub phases: Phases,
+}
+
+/// Wall time of a pass's phases, logged with `pass done`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Phases {
+    /// Reading what validation needs from the cluster (hook names, types).
+    pub cluster_view: Duration,
+    /// Fetch, tree read and diff.
+    pub fetch: Duration,
+    pub validate: Duration,
+    pub plan: Duration,
+    /// Writes and prunes.
+    pub apply: Duration,
 }
 
 impl Outcome {
@@ -337,10 +360,13 @@ impl Reconciler {
     }
 
     async fn pass_inner(&mut self, span: &tracing::Span) -> Result<Outcome, Error> {
+        let mut phases = Phases::default();
+        let started = Instant::now();
         let view = ClusterView {
             hooks: Some(self.cluster.hook_names().await?),
             control_plane_types: control_plane_types(&lock(&self.inventory)),
         };
+        phases.cluster_view = started.elapsed();
         let Some(read) = read(
             self.source.clone(),
             self.last_applied.clone(),
@@ -361,7 +387,12 @@ impl Reconciler {
             revision,
             changed,
             mut report,
+            fetch,
+            validate,
         } = read;
+        phases.fetch = fetch;
+        phases.validate = validate;
+        let started = Instant::now();
 
         // Errors by file: a full pass replaces them, an incremental one
         // replaces those of the files it read.
@@ -383,7 +414,7 @@ impl Reconciler {
         // before the plan copies the objects to apply (a full pass holds
         // every object of the repository).
         let new: Vec<DesiredObject> = std::mem::take(&mut report.documents)
-            .iter()
+            .into_iter()
             .map(|d| DesiredObject::from_document(d, &self.settings.name, &self.settings.url))
             .collect();
         let elsewhere: BTreeSet<ObjectKey> = match &changed {
@@ -427,6 +458,8 @@ impl Reconciler {
             plan
         };
 
+        phases.plan = started.elapsed();
+        let started = Instant::now();
         let mut outcome = Outcome {
             revision: revision.clone(),
             files_read: report.files.len(),
@@ -482,6 +515,8 @@ impl Reconciler {
                 }
             }
         }
+        phases.apply = started.elapsed();
+        outcome.phases = phases;
         outcome.counts.failed = apply_errors.len() as i64;
         outcome.errors = apply_errors;
         outcome.prune_blocked = plan.prune_blocked.as_ref().map(ToString::to_string);
@@ -489,6 +524,17 @@ impl Reconciler {
             tracing::info!(%key, reason = reason.as_str(), "left as it is");
         }
 
+        self.status.prune_blocked = plan
+            .prune_blocked
+            .as_ref()
+            .map(|b| {
+                b.candidates
+                    .iter()
+                    .map(|k| format!("{}/{}", k.kind, k.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        drop(plan);
         // The new desired state: what was read replaces what those files
         // defined; objects of failed files stay as they were.
         match &changed {
@@ -519,16 +565,6 @@ impl Reconciler {
                 }),
         );
         self.status.errors = errors;
-        self.status.prune_blocked = plan
-            .prune_blocked
-            .as_ref()
-            .map(|b| {
-                b.candidates
-                    .iter()
-                    .map(|k| format!("{}/{}", k.kind, k.name))
-                    .collect()
-            })
-            .unwrap_or_default();
         if outcome.writes > 0 || outcome.counts.failed > 0 {
             self.status.last_sync_time = Some(now());
         }
@@ -548,6 +584,11 @@ impl Reconciler {
             failed = outcome.counts.failed,
             files = outcome.files_read,
             writes = outcome.writes,
+            view_ms = ms(phases.cluster_view),
+            fetch_ms = ms(phases.fetch),
+            validate_ms = ms(phases.validate),
+            plan_ms = ms(phases.plan),
+            apply_ms = ms(phases.apply),
             "pass done"
         );
         Ok(outcome)
@@ -695,6 +736,10 @@ async fn recv(rx: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
 }
 
 fn next_backoff(current: &mut Duration) -> Duration {

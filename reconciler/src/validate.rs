@@ -818,12 +818,13 @@ fn check_duplicates(outcomes: &mut BTreeMap<String, FileOutcome>, elsewhere: &[D
                 .push((path.clone(), *pos));
         }
     }
+    // Only keys read this pass can clash: `elsewhere` (every other object of
+    // the repository) is scanned, not copied.
     for def in elsewhere {
-        if !outcomes.contains_key(&def.path) {
-            definitions
-                .entry(def.key.clone())
-                .or_default()
-                .push((def.path.clone(), def.pos));
+        if let Some(places) = definitions.get_mut(&def.key)
+            && !outcomes.contains_key(&def.path)
+        {
+            places.push((def.path.clone(), def.pos));
         }
     }
     for (key, places) in definitions.into_iter().filter(|(_, p)| p.len() > 1) {

@@ -158,10 +158,7 @@ pub fn control_plane_types(
         .objects()
         .iter()
         .filter(|(k, _)| k.kind == Kind::ControlPlane)
-        .filter_map(|(k, o)| {
-            let t = serde_json::from_value(o.spec.get("type")?.clone()).ok()?;
-            Some((k.name.clone(), t))
-        })
+        .filter_map(|(k, o)| Some((k.name.clone(), o.control_plane_type?)))
         .collect()
 }
 

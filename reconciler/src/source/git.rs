@@ -19,6 +19,7 @@ use gix::ObjectId;
 use gix::bstr::ByteSlice;
 use gix::diff::tree::recorder::Change as TreeChange;
 use gix::objs::tree::EntryKind;
+use gix::protocol::transport::client::blocking_io::Transport;
 use gix::remote::Direction;
 
 use super::{
@@ -235,6 +236,14 @@ impl GitSource {
             .map_err(|e| SourceError::git(context("invalid remote URL"), e))?
             .with_refspecs(specs.iter().map(String::as_str), Direction::Fetch)
             .map_err(|e| SourceError::git(context("invalid ref for"), e))?;
+        if let Some(daemon_url) = remote
+            .url(Direction::Fetch)
+            .filter(|u| u.scheme == gix::url::Scheme::Git)
+        {
+            let transport = daemon::connect(daemon_url)
+                .map_err(|e| SourceError::git(context("connecting to"), e))?;
+            return self.receive(remote.to_connection_with_transport(transport));
+        }
         let connection = remote
             .connect(Direction::Fetch)
             .map_err(|e| SourceError::git(context("connecting to"), e))?;
@@ -257,6 +266,17 @@ impl GitSource {
             }
             _ => connection,
         };
+        self.receive(connection)
+    }
+
+    /// Lists the remote's refs over `connection` and, if a spec matched,
+    /// fetches (shallow) what is missing.
+    fn receive<T: Transport>(
+        &self,
+        connection: gix::remote::Connection<'_, '_, '_, T>,
+    ) -> Result<Option<String>, SourceError> {
+        let url = &self.config.url;
+        let context = |what: &str| format!("{what} {url}");
         let prepare = connection
             .prepare_fetch(
                 gix::progress::Discard,
@@ -628,6 +648,81 @@ impl Snapshot for GitSnapshot {
             }
         }
         Err(ReadError::SymlinkLoop)
+    }
+}
+
+/// `git://` connections, opened here rather than by gix. gix writes each
+/// pkt-line of a request with its own `send()` and leaves Nagle's algorithm
+/// on, so every request of a fetch (ref listing, then the fetch itself)
+/// sits in the socket until the server's delayed ACK fires, 40 ms on Linux;
+/// the server's small writes wait the same way for ours. Measured on
+/// loopback: 150 ms per fetch, 120 of them such waits. `TCP_NODELAY` sends
+/// requests at once; `TCP_QUICKACK`, set again before every read (the kernel
+/// leaves quick-ACK mode on its own), acknowledges replies at once.
+mod daemon {
+    use std::io::Read;
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+
+    use gix::protocol::transport::Protocol;
+    use gix::protocol::transport::client::git::ConnectMode;
+    use gix::protocol::transport::client::git::blocking_io::Connection;
+
+    /// As gix's own `git://` client.
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    const DEFAULT_PORT: u16 = 9418;
+
+    /// The read half: acknowledges what it receives at once.
+    pub struct QuickAckStream(TcpStream);
+
+    impl Read for QuickAckStream {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            // Best effort: only latency is at stake.
+            let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
+            self.0.read(buf)
+        }
+    }
+
+    pub fn connect(url: &gix::Url) -> std::io::Result<Connection<QuickAckStream, TcpStream>> {
+        let host = url.host().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "git:// URL without a host",
+            )
+        })?;
+        let port = url.port;
+        let mut last_error = None;
+        let mut stream = None;
+        for addr in (host, port.unwrap_or(DEFAULT_PORT)).to_socket_addrs()? {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let stream = match (stream, last_error) {
+            (Some(s), _) => s,
+            (None, Some(e)) => return Err(e),
+            (None, None) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{host} has no address"),
+                ));
+            }
+        };
+        stream.set_nodelay(true)?;
+        let write = stream.try_clone()?;
+        Ok(Connection::new(
+            QuickAckStream(stream),
+            write,
+            Protocol::V2,
+            url.path.clone(),
+            Some((host.to_owned(), port)),
+            ConnectMode::Daemon,
+            false,
+        ))
     }
 }
 
