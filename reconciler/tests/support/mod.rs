@@ -34,7 +34,10 @@ pub fn cp_with_vars(name: &str, vars: &str) -> String {
 
 /// A testenv with the project's CRDs installed.
 pub struct Cluster {
-    pub env: kubeflex_testenv::TestEnv,
+    /// `None` while stopped (see [`Cluster::stop`]).
+    env: Option<kubeflex_testenv::TestEnv>,
+    /// Set for a durable cluster: where its state lives, and its address.
+    durable: Option<(tempfile::TempDir, std::net::SocketAddr)>,
     pub client: kube::Client,
     pub dir: tempfile::TempDir,
 }
@@ -42,6 +45,45 @@ pub struct Cluster {
 impl Cluster {
     pub async fn start() -> Self {
         let env = kubeflex_testenv::TestEnv::builder().start().await.unwrap();
+        Self::install(env, None).await
+    }
+
+    /// A cluster whose state survives [`Cluster::stop`] and
+    /// [`Cluster::restart`]: same address, same CA, same objects.
+    pub async fn start_durable() -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let env = kubeflex_testenv::TestEnv::builder()
+            .addr(addr)
+            .state_dir(state.path())
+            .start()
+            .await
+            .unwrap();
+        Self::install(env, Some((state, addr))).await
+    }
+
+    /// Stops the API server: connections are dropped, new ones refused.
+    pub fn stop(&mut self) {
+        assert!(self.durable.is_some(), "only a durable cluster can stop");
+        self.env = None;
+    }
+
+    /// Starts the API server again on the same address and state.
+    pub async fn restart(&mut self) {
+        let (state, addr) = self.durable.as_ref().expect("a durable cluster");
+        let env = kubeflex_testenv::TestEnv::builder()
+            .addr(*addr)
+            .state_dir(state.path())
+            .start()
+            .await
+            .unwrap();
+        self.env = Some(env);
+    }
+
+    async fn install(
+        env: kubeflex_testenv::TestEnv,
+        durable: Option<(tempfile::TempDir, std::net::SocketAddr)>,
+    ) -> Self {
         let client = env.client().await.unwrap();
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         for crd in kubeflex_operator::crdgen::crds() {
@@ -63,7 +105,12 @@ impl Cluster {
         .await;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("kubeconfig"), env.kubeconfig()).unwrap();
-        Self { env, client, dir }
+        Self {
+            env: Some(env),
+            durable,
+            client,
+            dir,
+        }
     }
 
     fn cps_of(client: &kube::Client) -> Api<DynamicObject> {
@@ -206,7 +253,11 @@ pub struct GitDaemon {
 impl GitDaemon {
     pub fn start(base: &Path) -> Self {
         // `--port=0` does not pick a free port: find one, release it, pass it.
-        let port = free_port();
+        Self::start_on(base, free_port())
+    }
+
+    /// A daemon on a given port (to bring one back after stopping it).
+    pub fn start_on(base: &Path, port: u16) -> Self {
         let child = Command::new("git")
             .arg("daemon")
             .arg("--export-all")
@@ -312,4 +363,74 @@ impl Drop for Reconciler {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The reconciler binary as a child process with its log kept (stderr,
+/// colour codes stripped); killed on drop.
+pub struct LoggedReconciler {
+    pub child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LoggedReconciler {
+    pub fn spawn(mut cmd: Command) -> Self {
+        cmd.env("NO_COLOR", "1").stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("reconciler starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().unwrap().push(strip_ansi(&line));
+            }
+        });
+        Self { child, log }
+    }
+
+    /// Whether any log line so far contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Still running (not exited).
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGKILL: no cleanup, as a crash or an OOM kill.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LoggedReconciler {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut clean = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            clean.push(c);
+        }
+    }
+    clean
 }

@@ -1,0 +1,347 @@
+//! Faults, end to end with the `kubeflex-reconciler` binary: the Git server
+//! going away, the API server going away, a reconciler killed in the middle
+//! of a pass, and two reconcilers started for one source. In each, nothing
+//! that runs is lost, the failure is visible, and the reconciler converges
+//! once the fault clears.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::runtime::watcher::{self, Event};
+use kubeflex_operator::api::Sync;
+use support::{
+    Cluster, GitDaemon, LoggedReconciler, Upstream, cp, cp_with_vars, eventually,
+    reconciler_command,
+};
+
+fn condition<'a>(
+    sync: &'a Sync,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    sync.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+/// Waits up to `timeout` (for waits longer than `eventually`'s 30 s).
+async fn eventually_within<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_git_server_keeps_what_runs_reports_it_and_converges_when_back() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[
+        ("controlplanes/a.yaml", &cp("gd-a")),
+        ("controlplanes/b.yaml", &cp("gd-b")),
+    ]);
+    let daemon = GitDaemon::start(&up.repos());
+    let port = daemon.port;
+    let mut cmd = reconciler_command(&cluster, "gitdown");
+    cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
+        .arg("--cache-dir")
+        .arg(up.cache());
+    let mut reconciler = LoggedReconciler::spawn(cmd);
+    eventually("a and b applied", || async {
+        cluster.cp("gd-a").await.is_some() && cluster.cp("gd-b").await.is_some()
+    })
+    .await;
+
+    // The server goes away; meanwhile Git moves on (c replaces b).
+    drop(daemon);
+    up.commit(
+        &[("controlplanes/c.yaml", &cp("gd-c"))],
+        &["controlplanes/b.yaml"],
+        "c replaces b",
+    );
+    eventually("the Sync object reports the failed fetch", || async {
+        let Some(sync) = cluster.sync("gitdown").await else {
+            return false;
+        };
+        condition(&sync, "Ready").is_some_and(|c| c.status == "False" && c.reason == "FetchFailed")
+            && condition(&sync, "Fetching").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let sync = cluster.sync("gitdown").await.unwrap();
+    let message = &condition(&sync, "Ready").unwrap().message;
+    assert!(
+        message.contains(&format!("127.0.0.1:{port}")),
+        "the failure names the remote: {message}"
+    );
+    // A few failed passes later, nothing was pruned or applied.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(cluster.cp("gd-a").await.is_some());
+    assert!(
+        cluster.cp("gd-b").await.is_some(),
+        "b must stay while Git cannot be read"
+    );
+    assert!(cluster.cp("gd-c").await.is_none());
+    assert!(reconciler.running(), "{}", reconciler.log());
+    assert!(reconciler.logged("pass failed; keeping the last applied state"));
+
+    // Back on the same port: the retry (with backoff) converges.
+    let _daemon = GitDaemon::start_on(&up.repos(), port);
+    eventually("c applied and b pruned once Git is back", || async {
+        cluster.cp("gd-c").await.is_some() && cluster.cp("gd-b").await.is_none()
+    })
+    .await;
+    eventually("Ready again", || async {
+        let sync = cluster.sync("gitdown").await.unwrap();
+        condition(&sync, "Ready").is_some_and(|c| c.status == "True")
+            && condition(&sync, "Fetching").is_some_and(|c| c.status == "False")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_api_server_loses_nothing_and_the_reconciler_converges_when_it_returns() {
+    let mut cluster = Cluster::start_durable().await;
+    let up = Upstream::new(&[
+        ("controlplanes/a.yaml", &cp("ad-a")),
+        ("controlplanes/b.yaml", &cp("ad-b")),
+    ]);
+    let daemon = GitDaemon::start(&up.repos());
+    let mut cmd = reconciler_command(&cluster, "apidown");
+    cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
+        .arg("--cache-dir")
+        .arg(up.cache());
+    let mut reconciler = LoggedReconciler::spawn(cmd);
+    eventually("a and b applied", || async {
+        cluster.cp("ad-a").await.is_some() && cluster.cp("ad-b").await.is_some()
+    })
+    .await;
+
+    cluster.stop();
+    up.commit(
+        &[
+            (
+                "controlplanes/a.yaml",
+                &cp_with_vars("ad-a", "    size: large\n"),
+            ),
+            ("controlplanes/c.yaml", &cp("ad-c")),
+        ],
+        &[],
+        "resize a, add c",
+    );
+    // Passes fail while the API server is away (shorter than the lease, so
+    // the reconciler keeps its leadership and keeps retrying).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reconciler.logged("pass failed; keeping the last applied state") {
+        assert!(
+            Instant::now() < deadline,
+            "no failed pass logged:\n{}",
+            reconciler.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reconciler.running(), "{}", reconciler.log());
+
+    cluster.restart().await;
+    eventually("the commit made during the outage is applied", || async {
+        let Some(a) = cluster.cp("ad-a").await else {
+            return false;
+        };
+        a.data["spec"]["globalVars"]["size"] == "large" && cluster.cp("ad-c").await.is_some()
+    })
+    .await;
+    assert!(
+        cluster.cp("ad-b").await.is_some(),
+        "b was never removed from Git"
+    );
+    assert!(reconciler.running(), "{}", reconciler.log());
+}
+
+/// Names of ControlPlanes seen created and deleted, from a watch.
+#[derive(Default)]
+struct Seen {
+    present: BTreeSet<String>,
+    deleted: Vec<String>,
+}
+
+fn track(cluster: &Cluster) -> (Arc<Mutex<Seen>>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let sink = seen.clone();
+    let stream = watcher::watcher(cluster.cps(), watcher::Config::default());
+    let task = tokio::spawn(async move {
+        let mut stream = stream.boxed();
+        while let Some(event) = stream.next().await {
+            let mut seen = sink.lock().unwrap();
+            match event {
+                Ok(Event::Apply(o) | Event::InitApply(o)) => {
+                    seen.present.insert(o.metadata.name.unwrap());
+                }
+                Ok(Event::Delete(o)) => {
+                    let name = o.metadata.name.unwrap();
+                    seen.present.remove(&name);
+                    seen.deleted.push(name);
+                }
+                _ => {}
+            }
+        }
+    });
+    (seen, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciler_killed_mid_pass_resumes_without_a_wrong_prune() {
+    const N: usize = 1500;
+    let cluster = Cluster::start().await;
+    let first: Vec<(String, String)> = (0..N)
+        .map(|i| {
+            let name = format!("f-{i:04}");
+            (format!("controlplanes/{name}.yaml"), cp(&name))
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = first
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let up = Upstream::new(&refs);
+    let daemon = GitDaemon::start(&up.repos());
+    let command = || {
+        let mut cmd = reconciler_command(&cluster, "crash");
+        cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
+            .arg("--cache-dir")
+            .arg(up.cache());
+        cmd
+    };
+    let (seen, task) = track(&cluster);
+    let mut reconciler = LoggedReconciler::spawn(command());
+    eventually("the first commit applied", || async {
+        seen.lock().unwrap().present.len() == N
+    })
+    .await;
+    reconciler.kill();
+
+    // One tenant removed, as many added; the next reconciler dies while
+    // applying (prunes come after the writes of a pass).
+    let second: Vec<(String, String)> = (0..N)
+        .map(|i| {
+            let name = format!("g-{i:04}");
+            (format!("controlplanes/{name}.yaml"), cp(&name))
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = second
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    up.commit(
+        &refs,
+        &["controlplanes/f-0000.yaml"],
+        "replace f-0000, add g-*",
+    );
+    let added = |seen: &Seen| seen.present.iter().filter(|n| n.starts_with("g-")).count();
+    let mut reconciler = LoggedReconciler::spawn(command());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while added(&seen.lock().unwrap()) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "no progress:\n{}",
+            reconciler.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    reconciler.kill();
+    let applied_before_kill = added(&seen.lock().unwrap());
+    assert!(
+        applied_before_kill < N,
+        "the kill should land mid-pass ({applied_before_kill} of {N} applied)"
+    );
+    assert!(
+        seen.lock().unwrap().deleted.is_empty(),
+        "nothing pruned yet"
+    );
+
+    let _reconciler = LoggedReconciler::spawn(command());
+    eventually("the rest applied and f-0000 pruned", || async {
+        let seen = seen.lock().unwrap();
+        added(&seen) == N && !seen.present.contains("f-0000")
+    })
+    .await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.deleted,
+        ["f-0000"],
+        "only the removed tenant is pruned"
+    );
+    assert_eq!(seen.present.len(), 2 * N - 1);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reconcilers_for_one_source_do_not_fight_and_the_second_takes_over() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("pair-a"))]);
+    let daemon = GitDaemon::start(&up.repos());
+    let command = || {
+        let mut cmd = reconciler_command(&cluster, "pair");
+        // The lease's own lines come from the shared leader module.
+        cmd.env(
+            "RUST_LOG",
+            format!("{},kubeflex_operator::leader=info", support::RECONCILER_LOG),
+        );
+        cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
+            .arg("--cache-dir")
+            .arg(up.cache());
+        cmd
+    };
+    let mut leader = LoggedReconciler::spawn(command());
+    eventually("a applied", || async {
+        cluster.cp("pair-a").await.is_some()
+    })
+    .await;
+    let standby = LoggedReconciler::spawn(command());
+    eventually("the second one waits for the lease", || async {
+        standby.logged("another instance holds the lease; waiting")
+    })
+    .await;
+    assert!(leader.logged("lease acquired"));
+
+    // Several poll intervals with both running: no writes back and forth.
+    let rv = cluster
+        .cp("pair-a")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        cluster
+            .cp("pair-a")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        rv
+    );
+    assert!(
+        !standby.logged("pass done"),
+        "the standby must not reconcile"
+    );
+
+    // The leader dies without releasing the lease; after it expires the
+    // standby takes over and follows Git.
+    leader.kill();
+    up.commit(&[("controlplanes/b.yaml", &cp("pair-b"))], &[], "add b");
+    eventually_within("the standby applies b", Duration::from_secs(60), || async {
+        cluster.cp("pair-b").await.is_some()
+    })
+    .await;
+    assert!(standby.logged("lease acquired"), "{}", standby.log());
+}
