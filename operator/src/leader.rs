@@ -25,13 +25,47 @@ pub const RETRY: Duration = Duration::from_secs(5);
 /// A held lease, renewed in the background until dropped.
 pub struct Lease {
     lost: watch::Receiver<bool>,
-    _renewer: tokio::task::JoinHandle<()>,
+    renewer: tokio::task::JoinHandle<()>,
+    api: Api<LeaseObject>,
+    name: String,
+    identity: String,
 }
 
 impl Lease {
     /// Resolves when the lease was lost.
     pub async fn lost(&mut self) {
         let _ = self.lost.wait_for(|lost| *lost).await;
+    }
+
+    /// Gives the lease up on a clean shutdown, so that a successor takes
+    /// over at once instead of waiting [`LEASE_DURATION`] for it to expire.
+    /// Best effort: if the API server cannot be reached the lease expires.
+    pub async fn release(self) {
+        self.renewer.abort();
+        let result = async {
+            let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+                return Ok(false);
+            };
+            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+            if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+                return Ok(false);
+            }
+            // No holder and never renewed: free to take (see [`expired`]).
+            spec.holder_identity = None;
+            spec.renew_time = None;
+            self.api
+                .replace(&self.name, &PostParams::default(), &lease)
+                .await
+                .map(|_| true)
+        }
+        .await;
+        match result {
+            Ok(true) => tracing::info!(lease = %self.name, "lease released"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(lease = %self.name, error = %e, "releasing the lease failed; it will expire")
+            }
+        }
     }
 }
 
@@ -66,6 +100,7 @@ pub async fn acquire(
     }
     tracing::info!(lease = name, identity, "lease acquired");
     let (tx, rx) = watch::channel(false);
+    let (held_api, held_name, held_identity) = (api.clone(), name.to_owned(), identity.to_owned());
     let (name, identity) = (name.to_owned(), identity.to_owned());
     let renewer = tokio::spawn(async move {
         let mut last = tokio::time::Instant::now();
@@ -90,7 +125,10 @@ pub async fn acquire(
     });
     Lease {
         lost: rx,
-        _renewer: renewer,
+        renewer,
+        api: held_api,
+        name: held_name,
+        identity: held_identity,
     }
 }
 

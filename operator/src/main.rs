@@ -227,16 +227,24 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 _ = signal() => return Ok(()),
             }
         }
+        // A lease still held at a clean stop is handed back after the last
+        // reconcile, so a successor starts at once.
+        let to_release = Arc::new(std::sync::Mutex::new(None));
+        let slot = to_release.clone();
         let stop = async move {
             match lease {
                 Some(mut l) => tokio::select! {
                     _ = l.lost() => tracing::error!("leader lease lost; stopping"),
-                    _ = signal() => {}
+                    _ = signal() => *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(l),
                 },
                 None => signal().await,
             }
         };
         controller::run(client, config, settings, metrics, stop).await;
+        let held = to_release.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(lease) = held {
+            lease.release().await;
+        }
         server.abort();
         Ok(())
     })

@@ -8,7 +8,9 @@
 //!    push to the object changed, files read and writes, next to `git fetch`
 //!    + `git diff-tree` of the same commit by the git CLI;
 //! 3. `--dir --watch`: save-to-applied delay (p50, p90);
-//! 4. peak RSS (VmHWM) of the reconciler process.
+//! 4. peak RSS (VmHWM) of the reconciler process;
+//! 5. a restart over the synced objects: time to the first pass (nothing to
+//!    write) and its peak RSS.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -179,6 +181,33 @@ fn main() {
         );
         println!("git CLI fetch + diff-tree of the same commit: {git_cli:.2?} ({diff})");
         println!("peak RSS of the reconciler (VmHWM): {} MiB", vm_hwm_kib(child.id()) / 1024);
+        // Stopped as Kubernetes stops it (SIGTERM): it hands its lease back,
+        // so the restart below does not wait for the lease to expire.
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = child.wait();
+
+        // A restart: the inventory is listed from the cluster, then a full
+        // pass compares every object and writes nothing.
+        let mut cmd = support::reconciler_command(&cluster, "bench");
+        cmd.args(["--git-url", &daemon.url(), "--interval", "1h", "--path", "controlplanes"])
+            .arg("--cache-dir")
+            .arg(up.cache())
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped());
+        log_filter(&mut cmd);
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap();
+        let passes = pass_lines(&mut child);
+        let line = passes
+            .recv_timeout(Duration::from_secs(900))
+            .expect("no `pass done` after the restart");
+        println!(
+            "restart over {n} existing objects: first pass done after {:.2?}, {} unchanged, {} API writes; peak RSS {} MiB",
+            started.elapsed(),
+            field(&line, "unchanged"),
+            field(&line, "writes"),
+            vm_hwm_kib(child.id()) / 1024
+        );
         let _ = child.kill();
         let _ = child.wait();
 

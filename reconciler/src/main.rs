@@ -267,6 +267,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         for w in &watches {
             w.abort();
         }
+        // The next `--once` (or a long-running reconciler) need not wait
+        // for the lease to expire.
+        lease.release().await;
         return Ok(match result {
             Ok(outcome) if !outcome.failed() => ExitCode::SUCCESS,
             Ok(outcome) => {
@@ -305,8 +308,29 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     tokio::select! {
-        () = reconciler.run(trigger, files, drift_rx) => Ok(ExitCode::SUCCESS),
+        () = reconciler.run(trigger, files, drift_rx) => {}
         () = lease.lost() => bail!("leader lease lost; exiting so that a single reconciler acts"),
-        _ = tokio::signal::ctrl_c() => Ok(ExitCode::SUCCESS),
+        () = shutdown_signal() => {}
     }
+    // A pass cut short here is like a crash, which passes are built to
+    // survive; the lease is handed back so a successor need not wait.
+    lease.release().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown signal received");
 }

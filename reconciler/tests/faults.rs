@@ -345,3 +345,60 @@ async fn two_reconcilers_for_one_source_do_not_fight_and_the_second_takes_over()
     .await;
     assert!(standby.logged("lease acquired"), "{}", standby.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciler_stopped_with_sigterm_hands_its_lease_over() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("term-a"))]);
+    let daemon = GitDaemon::start(&up.repos());
+    let command = || {
+        let mut cmd = reconciler_command(&cluster, "term");
+        cmd.env(
+            "RUST_LOG",
+            format!("{},kubeflex_operator::leader=info", support::RECONCILER_LOG),
+        );
+        cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
+            .arg("--cache-dir")
+            .arg(up.cache());
+        cmd
+    };
+    let mut first = LoggedReconciler::spawn(command());
+    eventually("a applied", || async {
+        cluster.cp("term-a").await.is_some()
+    })
+    .await;
+    let standby = LoggedReconciler::spawn(command());
+    eventually("the second one waits", || async {
+        standby.logged("another instance holds the lease; waiting")
+    })
+    .await;
+    let leases: kube::Api<Lease> = kube::Api::namespaced(cluster.client.clone(), "default");
+    let holder = |lease: Lease| lease.spec.and_then(|s| s.holder_identity);
+    let first_holder = holder(leases.get("kubeflex-reconciler-term").await.unwrap());
+    assert!(first_holder.is_some());
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &first.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = first.child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "a clean stop exits 0: {exit:?}\n{}",
+        first.log()
+    );
+    assert!(first.logged("lease released"), "{}", first.log());
+
+    eventually("the standby holds the lease and follows Git", || async {
+        let now = holder(leases.get("kubeflex-reconciler-term").await.unwrap());
+        now.is_some() && now != first_holder && standby.logged("lease acquired")
+    })
+    .await;
+    up.commit(&[("controlplanes/b.yaml", &cp("term-b"))], &[], "add b");
+    eventually("b applied by the new holder", || async {
+        cluster.cp("term-b").await.is_some()
+    })
+    .await;
+}

@@ -140,6 +140,11 @@ pub struct GitSource {
 impl GitSource {
     pub fn new(mut config: GitSourceConfig) -> Result<Self, SourceError> {
         config.path = normalize_subdir(&config.path)?;
+        if matches!(config.auth, GitAuth::Basic { .. })
+            && config.url.to_ascii_lowercase().starts_with("http://")
+        {
+            return Err(SourceError::CleartextCredentials { url: config.url });
+        }
         Ok(Self { config })
     }
 
@@ -160,7 +165,16 @@ impl GitSource {
                 path: dir.display().to_string(),
                 source,
             })?;
-            gix::init_bare(dir).map_err(|e| SourceError::git(context(), e))?
+            // Isolated from the first poll on, like `open_opts` above: the
+            // user's Git configuration (credential helpers) plays no part.
+            gix::ThreadSafeRepository::init_opts(
+                dir,
+                gix::create::Kind::Bare,
+                gix::create::Options::default(),
+                gix::open::Options::isolated(),
+            )
+            .map_err(|e| SourceError::git(context(), e))?
+            .to_thread_local()
         };
         if let GitAuth::Ssh { key, known_hosts } = &self.config.auth {
             let mut command = format!(
@@ -264,7 +278,9 @@ impl GitSource {
                     _ => Ok(None),
                 })
             }
-            _ => connection,
+            // Without credentials of our own, gix would ask its helper chain
+            // and then the terminal (and wait there); a reconciler fails.
+            _ => connection.with_credentials(|_| Ok(None)),
         };
         self.receive(connection)
     }

@@ -170,13 +170,16 @@ pub enum SourceError {
     /// `--ref` names nothing the remote has.
     #[error("{url}: no branch, tag or commit named {reference:?}")]
     RefNotFound { url: String, reference: String },
-    /// A Git operation failed.
-    #[error("{context}")]
-    Git {
-        context: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// A Git operation failed. `cause` is the whole chain of gix's error
+    /// (the reason, e.g. "credentials were not accepted", is usually at its
+    /// end), flattened so that logs and status show it; gix's errors name
+    /// URLs and refs, never credentials.
+    #[error("{context}: {cause}")]
+    Git { context: String, cause: String },
+    /// Credentials configured for a plain `http://` remote: gix never
+    /// sends them in clear text, so every fetch would fail.
+    #[error("{url}: credentials are only sent over https://, not in clear text over http://")]
+    CleartextCredentials { url: String },
     /// The blocking task panicked or was cancelled.
     #[error("source task failed: {0}")]
     Join(String),
@@ -187,9 +190,20 @@ impl SourceError {
         context: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
+        let mut cause = source.to_string();
+        let mut next = source.source();
+        while let Some(e) = next {
+            let text = e.to_string();
+            // Wrappers often repeat their source's text.
+            if !cause.ends_with(&text) {
+                cause.push_str(": ");
+                cause.push_str(&text);
+            }
+            next = e.source();
+        }
         Self::Git {
             context: context.into(),
-            source: Box::new(source),
+            cause,
         }
     }
 
@@ -201,6 +215,7 @@ impl SourceError {
             Self::PathNotFound { .. } => "path_not_found",
             Self::RefNotFound { .. } => "ref_not_found",
             Self::Git { .. } => "git",
+            Self::CleartextCredentials { .. } => "cleartext_credentials",
             Self::Join(_) => "join",
         }
     }
