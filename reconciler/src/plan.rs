@@ -197,12 +197,14 @@ pub enum Scope<'a> {
 }
 
 /// What a pass takes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Input<'d, 'a> {
     /// Objects of the valid files this pass read.
     pub desired: &'d [DesiredObject],
-    /// Objects still defined by files this pass did not read.
-    pub elsewhere: &'a BTreeSet<ObjectKey>,
+    /// Whether an object is still defined by a file this pass did not read
+    /// (a predicate, so an incremental pass never copies the repository's
+    /// key set).
+    pub elsewhere: &'a dyn Fn(&ObjectKey) -> bool,
     /// Files that failed validation (now or, unread, earlier).
     pub failed_files: &'a BTreeSet<String>,
     pub scope: Scope<'a>,
@@ -278,7 +280,7 @@ pub struct Plan<'a> {
 /// Decides what a pass does. Pure.
 pub fn plan<'d>(input: Input<'d, '_>) -> Plan<'d> {
     let mut out = Plan::default();
-    let mut wanted: BTreeSet<&ObjectKey> = input.elsewhere.iter().collect();
+    let mut wanted: BTreeSet<&ObjectKey> = BTreeSet::new();
     for desired in input.desired {
         wanted.insert(&desired.key);
         match input.inventory.get(&desired.key) {
@@ -296,14 +298,14 @@ pub fn plan<'d>(input: Input<'d, '_>) -> Plan<'d> {
 
     let mut candidates = Vec::new();
     for (key, live) in input.inventory {
-        if wanted.contains(key) || live.deleting {
+        if live.deleting || wanted.contains(key) {
             continue;
         }
         let in_scope = match input.scope {
             Scope::Full => true,
             Scope::Paths(paths) => live.path().is_some_and(|p| paths.contains(p)),
         };
-        if !in_scope {
+        if !in_scope || (input.elsewhere)(key) {
             continue;
         }
         let reason = if live.path().is_some_and(|p| input.failed_files.contains(p)) {

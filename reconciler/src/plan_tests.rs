@@ -83,7 +83,7 @@ impl Case {
     fn run(&self) -> Plan<'_> {
         plan(Input {
             desired: &self.desired,
-            elsewhere: &self.elsewhere,
+            elsewhere: &|k| self.elsewhere.contains(k),
             failed_files: &self.failed,
             scope: match &self.paths {
                 None => Scope::Full,

@@ -417,14 +417,12 @@ impl Reconciler {
             .into_iter()
             .map(|d| DesiredObject::from_document(d, &self.settings.name, &self.settings.url))
             .collect();
-        let elsewhere: BTreeSet<ObjectKey> = match &changed {
-            None => BTreeSet::new(),
-            Some(paths) => self
-                .desired
-                .values()
-                .filter(|d| !paths.contains(&d.path) || failed.contains(&d.path))
-                .map(|d| d.key.clone())
-                .collect(),
+        let previous = &self.desired;
+        let elsewhere = |key: &ObjectKey| match &changed {
+            None => false,
+            Some(paths) => previous
+                .get(key)
+                .is_some_and(|d| !paths.contains(&d.path) || failed.contains(&d.path)),
         };
         // Files whose objects' prune was put off (a broken file, the guard)
         // stay in scope until a pass decides about them.

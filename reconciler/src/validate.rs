@@ -318,7 +318,7 @@ pub fn validate(
     selection: Selection<'_>,
     options: &Options,
 ) -> Result<Report, SourceError> {
-    let schemas = Schemas::load();
+    let schemas = Schemas::get();
     let mut outcomes: BTreeMap<String, FileOutcome> = BTreeMap::new();
     let paths: Vec<String> = match selection {
         Selection::All => {
@@ -335,7 +335,7 @@ pub fn validate(
         Selection::Paths(paths) => paths.iter().filter(|p| is_manifest(p)).cloned().collect(),
     };
     for path in paths {
-        let outcome = check_file(snapshot, &path, options, &schemas);
+        let outcome = check_file(snapshot, &path, options, schemas);
         outcomes.insert(path, outcome);
     }
     check_duplicates(&mut outcomes, &options.elsewhere);
@@ -378,6 +378,13 @@ struct Schemas {
 }
 
 impl Schemas {
+    /// Built once per process: generating the CRDs' schemas costs more than
+    /// validating a changed file.
+    fn get() -> &'static Self {
+        static SCHEMAS: std::sync::OnceLock<Schemas> = std::sync::OnceLock::new();
+        SCHEMAS.get_or_init(Self::load)
+    }
+
     fn load() -> Self {
         let mut control_plane = spec_schema(&ControlPlane::crd());
         if let Some(type_) = control_plane
