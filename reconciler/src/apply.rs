@@ -6,7 +6,7 @@
 //! (a UID precondition), so an object recreated by someone else in between
 //! is never removed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
@@ -16,7 +16,7 @@ use kubeflex_operator::api::{ControlPlane, PostCreateHook};
 use crate::drift::{SpecDiff, removal_patch};
 use crate::error::Error;
 use crate::inventory::LiveObject;
-use crate::names::FIELD_MANAGER;
+use crate::names::{FIELD_MANAGER, LABEL_SOURCE};
 use crate::plan::DesiredObject;
 use crate::validate::{Kind, ObjectKey};
 
@@ -136,6 +136,30 @@ impl Cluster {
             .items
             .into_iter()
             .filter_map(|m| m.metadata.name)
+            .collect())
+    }
+
+    /// Objects of `kind` that another source applied (labelled with a
+    /// source other than `source`), by name, with that source. The server
+    /// filters: normally nothing comes back.
+    pub async fn foreign(
+        &self,
+        kind: Kind,
+        source: &str,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let selector = format!("{LABEL_SOURCE},{LABEL_SOURCE}!={source}");
+        let list = self
+            .api(kind)
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| Error::api("listing objects of other sources", e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|m| {
+                let owner = m.metadata.labels?.remove(LABEL_SOURCE)?;
+                Some((m.metadata.name?, owner))
+            })
             .collect())
     }
 

@@ -23,12 +23,12 @@ use crate::drift::display_path;
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
-use crate::names::CONTROLLER;
+use crate::names::{CONTROLLER, LABEL_SOURCE};
 use crate::plan::{self, DesiredObject, PruneOptions, Scope, SkipReason};
 use crate::source::{ChangeKind, Changes, Source, poll_blocking};
 use crate::status::{StatusWriter, file_errors, now, set_condition};
 use crate::validate::{
-    ClusterView, Definition, ObjectKey, Options, Problem, Report, Selection, validate,
+    ClusterView, Definition, Kind, ObjectKey, Options, Problem, Report, Selection, validate,
 };
 use crate::watch::{ObjectEvent, control_plane_types, lock};
 
@@ -471,8 +471,20 @@ impl Reconciler {
             ..Outcome::default()
         };
         outcome.counts.unchanged = plan.unchanged.len() as i64;
+        let mut apply_errors = Vec::new();
+        let owned_elsewhere = self.owned_elsewhere(&plan.apply).await?;
+        for (desired, owner) in &owned_elsewhere {
+            apply_errors.push(format!(
+                "{}:{}: {} is managed by source {owner:?} (label {LABEL_SOURCE}); left as it is: define it in one source only",
+                desired.path, desired.pos, desired.key
+            ));
+        }
         let cluster = self.cluster.clone();
-        let mut writes = futures::stream::iter(plan.apply.iter().map(|(desired, diff)| {
+        let to_write = plan
+            .apply
+            .iter()
+            .filter(|(d, _)| !owned_elsewhere.iter().any(|(o, _)| o.key == d.key));
+        let mut writes = futures::stream::iter(to_write.map(|(desired, diff)| {
             let cluster = cluster.clone();
             let revision = revision.clone();
             async move {
@@ -483,7 +495,6 @@ impl Reconciler {
             }
         }))
         .buffer_unordered(CONCURRENCY);
-        let mut apply_errors = Vec::new();
         while let Some((desired, result)) = writes.next().await {
             match result {
                 Ok(written) => {
@@ -592,6 +603,34 @@ impl Reconciler {
         Ok(outcome)
     }
 
+    /// Objects this pass would create (they are not in the inventory) that
+    /// another source already applied: taking them over would start a tug
+    /// of war between the two reconcilers. Objects without a source label
+    /// (made by hand or by KubeFlex's CLI) are adopted.
+    async fn owned_elsewhere<'d>(
+        &self,
+        apply: &[(&'d DesiredObject, Option<crate::drift::SpecDiff>)],
+    ) -> Result<Vec<(&'d DesiredObject, String)>, Error> {
+        let mut out = Vec::new();
+        for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
+            let creates: Vec<&DesiredObject> = apply
+                .iter()
+                .filter(|(d, diff)| diff.is_none() && d.key.kind == kind)
+                .map(|(d, _)| *d)
+                .collect();
+            if creates.is_empty() {
+                continue;
+            }
+            let foreign = self.cluster.foreign(kind, &self.settings.name).await?;
+            out.extend(
+                creates
+                    .into_iter()
+                    .filter_map(|d| foreign.get(&d.key.name).map(|owner| (d, owner.clone()))),
+            );
+        }
+        Ok(out)
+    }
+
     async fn events(&self, outcome: &Outcome) {
         let c = outcome.counts;
         if c.applied > 0 || c.pruned > 0 {
@@ -651,7 +690,21 @@ impl Reconciler {
                 Some(diff) => Some(diff),
                 None => return Ok(false),
             },
-            (None, true) => None,
+            (None, true) => {
+                // Gone from our label-selected watch: deleted, or relabelled
+                // by another source, which is not ours to take back.
+                if let Some(now) = self.cluster.get(key).await?
+                    && let Some(owner) = now.source()
+                    && owner != self.settings.name
+                {
+                    tracing::warn!(%key, owner, "now managed by another source; not taking it back");
+                    let note = format!("{key} is now managed by source {owner:?}; left as it is");
+                    self.event(EventType::Warning, "OwnedElsewhere", "Drift", note)
+                        .await;
+                    return Ok(false);
+                }
+                None
+            }
             (None, false) => return Ok(false),
         };
         let commit = live

@@ -402,3 +402,103 @@ async fn a_reconciler_stopped_with_sigterm_hands_its_lease_over() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sources_defining_one_object_do_not_fight_over_it() {
+    use kube::api::{Patch, PatchParams};
+    use kubeflex_reconciler::names::LABEL_SOURCE;
+    let cluster = Cluster::start().await;
+    let team_a = Upstream::new(&[
+        (
+            "controlplanes/shared.yaml",
+            &cp_with_vars("shared", "    team: a\n"),
+        ),
+        ("controlplanes/a.yaml", &cp("only-a")),
+    ]);
+    let team_b = Upstream::new(&[
+        (
+            "controlplanes/shared.yaml",
+            &cp_with_vars("shared", "    team: b\n"),
+        ),
+        ("controlplanes/b.yaml", &cp("only-b")),
+    ]);
+    let daemon_a = GitDaemon::start(&team_a.repos());
+    let daemon_b = GitDaemon::start(&team_b.repos());
+    let command = |name: &str, daemon: &GitDaemon, up: &Upstream| {
+        let mut cmd = reconciler_command(&cluster, name);
+        cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
+            .arg("--cache-dir")
+            .arg(up.cache());
+        cmd
+    };
+    let owner = |o: &kube::api::DynamicObject| {
+        o.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_SOURCE).cloned())
+    };
+    let _a = LoggedReconciler::spawn(command("team-a", &daemon_a, &team_a));
+    eventually("team a applied", || async {
+        cluster.cp("shared").await.is_some() && cluster.cp("only-a").await.is_some()
+    })
+    .await;
+
+    let _b = LoggedReconciler::spawn(command("team-b", &daemon_b, &team_b));
+    eventually(
+        "team b's Sync reports the object owned by team a",
+        || async {
+            let Some(sync) = cluster.sync("team-b").await else {
+                return false;
+            };
+            condition(&sync, "Ready").is_some_and(|c| {
+                c.status == "False" && c.message.contains("shared") && c.message.contains("team-a")
+            })
+        },
+    )
+    .await;
+    assert!(
+        cluster.cp("only-b").await.is_some(),
+        "b's other objects are applied"
+    );
+    let shared = cluster.cp("shared").await.unwrap();
+    assert_eq!(owner(&shared).as_deref(), Some("team-a"));
+    assert_eq!(shared.data["spec"]["globalVars"]["team"], "a");
+    let rv = shared.metadata.resource_version.clone();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        cluster
+            .cp("shared")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        rv
+    );
+
+    // Handed over by hand: team a lets go, team b takes it.
+    cluster
+        .cps()
+        .patch(
+            "shared",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {LABEL_SOURCE: "team-b"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("team b applies its version", || async {
+        let shared = cluster.cp("shared").await.unwrap();
+        shared.data["spec"]["globalVars"]["team"] == "b"
+    })
+    .await;
+    eventually("team b's Sync is Ready", || async {
+        let sync = cluster.sync("team-b").await.unwrap();
+        condition(&sync, "Ready").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    let shared = cluster.cp("shared").await.unwrap();
+    let rv = shared.metadata.resource_version.clone();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = cluster.cp("shared").await.unwrap();
+    assert_eq!(later.metadata.resource_version, rv, "no tug of war");
+    assert_eq!(owner(&later).as_deref(), Some("team-b"));
+}
