@@ -177,9 +177,13 @@ impl GitSource {
             .to_thread_local()
         };
         if let GitAuth::Ssh { key, known_hosts } = &self.config.auth {
+            // `-E`: ssh's own messages go to a file, read back when a fetch
+            // fails (see `fetch`); gix passes on none of them but a
+            // misleading "no credentials" for "Permission denied".
             let mut command = format!(
-                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes",
-                shell_quote(&key.display().to_string())
+                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -E {}",
+                shell_quote(&key.display().to_string()),
+                shell_quote(&self.ssh_log().display().to_string())
             );
             if let Some(known_hosts) = known_hosts {
                 command.push_str(&format!(
@@ -190,7 +194,12 @@ impl GitSource {
             let mut config = repo.config_snapshot_mut();
             config
                 .append_config(
-                    [format!("core.sshCommand={command}").as_str()],
+                    [
+                        format!("core.sshCommand={command}").as_str(),
+                        // OpenSSH: spares gix running `ssh -G` per fetch
+                        // to find out (the command is not just `ssh`).
+                        "ssh.variant=ssh",
+                    ],
                     gix::config::Source::Api,
                 )
                 .map_err(|e| SourceError::git("configuring ssh", e))?;
@@ -201,8 +210,41 @@ impl GitSource {
         Ok(repo)
     }
 
-    /// Fetches the configured ref and returns the commit it points to.
+    /// Where ssh writes its messages (`-E`), in the cache.
+    fn ssh_log(&self) -> PathBuf {
+        self.config.cache_dir.join("ssh.log")
+    }
+
+    /// Fetches the configured ref and returns the commit it points to;
+    /// over SSH, a failure carries ssh's last messages (why it gave up:
+    /// host key verification, permission denied, …).
     fn fetch(&self, repo: &gix::Repository) -> Result<ObjectId, SourceError> {
+        if !matches!(self.config.auth, GitAuth::Ssh { .. }) {
+            return self.fetch_ref(repo);
+        }
+        let log = self.ssh_log();
+        // `-E` appends: only this fetch's messages.
+        let _ = std::fs::remove_file(&log);
+        self.fetch_ref(repo).map_err(|error| match error {
+            SourceError::Git { context, mut cause } => {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    // Not the frames of ssh's warning banners.
+                    .filter(|l| !l.is_empty() && !l.starts_with('@'))
+                    .collect();
+                if !lines.is_empty() {
+                    cause.push_str("; ssh: ");
+                    cause.push_str(&lines[lines.len().saturating_sub(2)..].join(" "));
+                }
+                SourceError::Git { context, cause }
+            }
+            other => other,
+        })
+    }
+
+    fn fetch_ref(&self, repo: &gix::Repository) -> Result<ObjectId, SourceError> {
         let url = &self.config.url;
         let specs: Vec<String> = match self.config.reference.as_deref() {
             None => vec![format!("+HEAD:{FETCHED_PREFIX}/HEAD")],
