@@ -69,6 +69,24 @@ impl Lease {
     }
 }
 
+/// Resolves on SIGTERM (what Kubernetes sends a pod) or SIGINT: the clean
+/// stop after which a holder calls [`Lease::release`].
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutdown signal received");
+}
+
 /// Whether a lease last renewed per `spec` has expired at `now`.
 pub fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
     let duration = i64::from(spec.lease_duration_seconds.unwrap_or(0));

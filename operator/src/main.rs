@@ -162,23 +162,6 @@ async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(config)?)
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutdown signal received");
-}
-
 fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
@@ -224,7 +207,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                     &identity,
                     leader::RETRY,
                 ) => lease = Some(l),
-                _ = signal() => return Ok(()),
+                _ = leader::shutdown_signal() => return Ok(()),
             }
         }
         // A lease still held at a clean stop is handed back after the last
@@ -235,9 +218,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             match lease {
                 Some(mut l) => tokio::select! {
                     _ = l.lost() => tracing::error!("leader lease lost; stopping"),
-                    _ = signal() => *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(l),
+                    _ = leader::shutdown_signal() => *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(l),
                 },
-                None => signal().await,
+                None => leader::shutdown_signal().await,
             }
         };
         controller::run(client, config, settings, metrics, stop).await;

@@ -13,22 +13,14 @@ mod support;
 use std::time::{Duration, Instant};
 
 use kubeflex_reconciler::source::{GitSource, GitSourceConfig, Source};
-use support::{GitDaemon, cp, cp_with_vars, git};
+use support::{GitDaemon, cp_with_vars, git};
 
 const ROUNDS: usize = 10;
 
 fn main() {
-    let n: usize = std::env::var("BENCH_CPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let n = support::bench_cps();
     let up = support::Upstream::new(&[]);
-    let files: Vec<(String, String)> = (0..n)
-        .map(|i| {
-            let name = format!("bench-{i:05}");
-            (format!("controlplanes/{name}.yaml"), cp(&name))
-        })
-        .collect();
+    let files = support::generated_cps(n);
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(p, t)| (p.as_str(), t.as_str()))

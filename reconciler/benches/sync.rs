@@ -36,19 +36,7 @@ fn pass_lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
             if echo {
                 eprintln!("reconciler: {line}");
             }
-            let mut clean = String::new();
-            let mut chars = line.chars();
-            while let Some(c) = chars.next() {
-                if c == '\u{1b}' {
-                    for c in chars.by_ref() {
-                        if c.is_ascii_alphabetic() {
-                            break;
-                        }
-                    }
-                } else {
-                    clean.push(c);
-                }
-            }
+            let clean = support::strip_ansi(&line);
             if clean.contains("pass done") && tx.send(clean).is_err() {
                 return;
             }
@@ -97,10 +85,7 @@ fn log_filter(cmd: &mut Command) {
 }
 
 fn main() {
-    let n: usize = std::env::var("BENCH_CPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let n = support::bench_cps();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -109,12 +94,7 @@ fn main() {
     rt.block_on(async move {
         let cluster = Cluster::start().await;
         let up = support::Upstream::new(&[]);
-        let files: Vec<(String, String)> = (0..n)
-            .map(|i| {
-                let name = format!("bench-{i:05}");
-                (format!("controlplanes/{name}.yaml"), cp(&name))
-            })
-            .collect();
+        let files = support::generated_cps(n);
         let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
         up.commit(&refs, &[], "generated tenants");
         let daemon = GitDaemon::start(&up.repos());
@@ -125,16 +105,21 @@ fn main() {
         let secret = up.tmp.path().join("secret");
         std::fs::write(&secret, "bench").unwrap();
         let port = free_port();
-        let mut cmd = support::reconciler_command(&cluster, "bench");
-        cmd.args(["--git-url", &daemon.url(), "--interval", "1h", "--path", "controlplanes"])
-            .arg("--cache-dir")
-            .arg(up.cache())
-            .args(["--webhook-addr", &format!("127.0.0.1:{port}")])
+        // The reconciler following the generated repository.
+        let following = || {
+            let mut cmd = support::reconciler_command(&cluster, "bench");
+            cmd.args(["--git-url", &daemon.url(), "--interval", "1h", "--path", "controlplanes"])
+                .arg("--cache-dir")
+                .arg(up.cache())
+                .env("NO_COLOR", "1")
+                .stderr(Stdio::piped());
+            log_filter(&mut cmd);
+            cmd
+        };
+        let mut cmd = following();
+        cmd.args(["--webhook-addr", &format!("127.0.0.1:{port}")])
             .arg("--webhook-secret-file")
-            .arg(&secret)
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped());
-        log_filter(&mut cmd);
+            .arg(&secret);
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap();
         let passes = pass_lines(&mut child);
@@ -188,15 +173,8 @@ fn main() {
 
         // A restart: the inventory is listed from the cluster, then a full
         // pass compares every object and writes nothing.
-        let mut cmd = support::reconciler_command(&cluster, "bench");
-        cmd.args(["--git-url", &daemon.url(), "--interval", "1h", "--path", "controlplanes"])
-            .arg("--cache-dir")
-            .arg(up.cache())
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped());
-        log_filter(&mut cmd);
         let started = Instant::now();
-        let mut child = cmd.spawn().unwrap();
+        let mut child = following().spawn().unwrap();
         let passes = pass_lines(&mut child);
         let line = passes
             .recv_timeout(Duration::from_secs(900))

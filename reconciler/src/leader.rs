@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-pub use kubeflex_operator::leader::Lease;
+pub use kubeflex_operator::leader::{Lease, shutdown_signal};
 
 use crate::names::CONTROLLER;
 

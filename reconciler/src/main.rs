@@ -310,27 +310,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     tokio::select! {
         () = reconciler.run(trigger, files, drift_rx) => {}
         () = lease.lost() => bail!("leader lease lost; exiting so that a single reconciler acts"),
-        () = shutdown_signal() => {}
+        () = leader::shutdown_signal() => {}
     }
     // A pass cut short here is like a crash, which passes are built to
     // survive; the lease is handed back so a successor need not wait.
     lease.release().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on SIGTERM (what Kubernetes sends) or SIGINT.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutdown signal received");
 }

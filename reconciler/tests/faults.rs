@@ -9,6 +9,7 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,42 @@ where
     }
 }
 
+/// The reconciler binary named `name`, following `daemon`'s repository
+/// with a one-second poll, logging its lease's lines too (they come from
+/// the leader module it shares with the operator).
+fn following(cluster: &Cluster, name: &str, daemon: &GitDaemon, up: &Upstream) -> Command {
+    let mut cmd = reconciler_command(cluster, name);
+    cmd.env(
+        "RUST_LOG",
+        format!("{},kubeflex_operator::leader=info", support::RECONCILER_LOG),
+    );
+    cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
+        .arg("--cache-dir")
+        .arg(up.cache());
+    cmd
+}
+
+/// Two reconcilers for one source: the first applied `object`, the second
+/// waits for the lease.
+async fn leader_and_standby(
+    cluster: &Cluster,
+    command: impl Fn() -> Command,
+    object: &str,
+) -> (LoggedReconciler, LoggedReconciler) {
+    let leader = LoggedReconciler::spawn(command());
+    eventually("the first one applies", || async {
+        cluster.cp(object).await.is_some()
+    })
+    .await;
+    let standby = LoggedReconciler::spawn(command());
+    eventually("the second one waits for the lease", || async {
+        standby.logged("another instance holds the lease; waiting")
+    })
+    .await;
+    assert!(leader.logged("lease acquired"), "{}", leader.log());
+    (leader, standby)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_git_server_keeps_what_runs_reports_it_and_converges_when_back() {
     let cluster = Cluster::start().await;
@@ -53,11 +90,7 @@ async fn an_unreachable_git_server_keeps_what_runs_reports_it_and_converges_when
     ]);
     let daemon = GitDaemon::start(&up.repos());
     let port = daemon.port;
-    let mut cmd = reconciler_command(&cluster, "gitdown");
-    cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
-        .arg("--cache-dir")
-        .arg(up.cache());
-    let mut reconciler = LoggedReconciler::spawn(cmd);
+    let mut reconciler = LoggedReconciler::spawn(following(&cluster, "gitdown", &daemon, &up));
     eventually("a and b applied", || async {
         cluster.cp("gd-a").await.is_some() && cluster.cp("gd-b").await.is_some()
     })
@@ -117,11 +150,7 @@ async fn an_unavailable_api_server_loses_nothing_and_the_reconciler_converges_wh
         ("controlplanes/b.yaml", &cp("ad-b")),
     ]);
     let daemon = GitDaemon::start(&up.repos());
-    let mut cmd = reconciler_command(&cluster, "apidown");
-    cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
-        .arg("--cache-dir")
-        .arg(up.cache());
-    let mut reconciler = LoggedReconciler::spawn(cmd);
+    let mut reconciler = LoggedReconciler::spawn(following(&cluster, "apidown", &daemon, &up));
     eventually("a and b applied", || async {
         cluster.cp("ad-a").await.is_some() && cluster.cp("ad-b").await.is_some()
     })
@@ -214,13 +243,7 @@ async fn a_reconciler_killed_mid_pass_resumes_without_a_wrong_prune() {
         .collect();
     let up = Upstream::new(&refs);
     let daemon = GitDaemon::start(&up.repos());
-    let command = || {
-        let mut cmd = reconciler_command(&cluster, "crash");
-        cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
-            .arg("--cache-dir")
-            .arg(up.cache());
-        cmd
-    };
+    let command = || following(&cluster, "crash", &daemon, &up);
     let (seen, task) = track(&cluster);
     let mut reconciler = LoggedReconciler::spawn(command());
     eventually("the first commit applied", || async {
@@ -289,29 +312,8 @@ async fn two_reconcilers_for_one_source_do_not_fight_and_the_second_takes_over()
     let cluster = Cluster::start().await;
     let up = Upstream::new(&[("controlplanes/a.yaml", &cp("pair-a"))]);
     let daemon = GitDaemon::start(&up.repos());
-    let command = || {
-        let mut cmd = reconciler_command(&cluster, "pair");
-        // The lease's own lines come from the shared leader module.
-        cmd.env(
-            "RUST_LOG",
-            format!("{},kubeflex_operator::leader=info", support::RECONCILER_LOG),
-        );
-        cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
-            .arg("--cache-dir")
-            .arg(up.cache());
-        cmd
-    };
-    let mut leader = LoggedReconciler::spawn(command());
-    eventually("a applied", || async {
-        cluster.cp("pair-a").await.is_some()
-    })
-    .await;
-    let standby = LoggedReconciler::spawn(command());
-    eventually("the second one waits for the lease", || async {
-        standby.logged("another instance holds the lease; waiting")
-    })
-    .await;
-    assert!(leader.logged("lease acquired"));
+    let command = || following(&cluster, "pair", &daemon, &up);
+    let (mut leader, standby) = leader_and_standby(&cluster, command, "pair-a").await;
 
     // Several poll intervals with both running: no writes back and forth.
     let rv = cluster
@@ -352,27 +354,8 @@ async fn a_reconciler_stopped_with_sigterm_hands_its_lease_over() {
     let cluster = Cluster::start().await;
     let up = Upstream::new(&[("controlplanes/a.yaml", &cp("term-a"))]);
     let daemon = GitDaemon::start(&up.repos());
-    let command = || {
-        let mut cmd = reconciler_command(&cluster, "term");
-        cmd.env(
-            "RUST_LOG",
-            format!("{},kubeflex_operator::leader=info", support::RECONCILER_LOG),
-        );
-        cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
-            .arg("--cache-dir")
-            .arg(up.cache());
-        cmd
-    };
-    let mut first = LoggedReconciler::spawn(command());
-    eventually("a applied", || async {
-        cluster.cp("term-a").await.is_some()
-    })
-    .await;
-    let standby = LoggedReconciler::spawn(command());
-    eventually("the second one waits", || async {
-        standby.logged("another instance holds the lease; waiting")
-    })
-    .await;
+    let command = || following(&cluster, "term", &daemon, &up);
+    let (mut first, standby) = leader_and_standby(&cluster, command, "term-a").await;
     let leases: kube::Api<Lease> = kube::Api::namespaced(cluster.client.clone(), "default");
     let holder = |lease: Lease| lease.spec.and_then(|s| s.holder_identity);
     let first_holder = holder(leases.get("kubeflex-reconciler-term").await.unwrap());
@@ -424,26 +407,19 @@ async fn two_sources_defining_one_object_do_not_fight_over_it() {
     ]);
     let daemon_a = GitDaemon::start(&team_a.repos());
     let daemon_b = GitDaemon::start(&team_b.repos());
-    let command = |name: &str, daemon: &GitDaemon, up: &Upstream| {
-        let mut cmd = reconciler_command(&cluster, name);
-        cmd.args(["--git-url", &daemon.url(), "--interval", "1s"])
-            .arg("--cache-dir")
-            .arg(up.cache());
-        cmd
-    };
     let owner = |o: &kube::api::DynamicObject| {
         o.metadata
             .labels
             .as_ref()
             .and_then(|l| l.get(LABEL_SOURCE).cloned())
     };
-    let _a = LoggedReconciler::spawn(command("team-a", &daemon_a, &team_a));
+    let _a = LoggedReconciler::spawn(following(&cluster, "team-a", &daemon_a, &team_a));
     eventually("team a applied", || async {
         cluster.cp("shared").await.is_some() && cluster.cp("only-a").await.is_some()
     })
     .await;
 
-    let _b = LoggedReconciler::spawn(command("team-b", &daemon_b, &team_b));
+    let _b = LoggedReconciler::spawn(following(&cluster, "team-b", &daemon_b, &team_b));
     eventually(
         "team b's Sync reports the object owned by team a",
         || async {

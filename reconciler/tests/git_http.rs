@@ -27,7 +27,6 @@ use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -37,7 +36,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use kubeflex_reconciler::source::{
-    Change, ChangeKind, Changes, GitAuth, GitSource, GitSourceConfig, Source, SourceError, Update,
+    Change, ChangeKind, Changes, GitAuth, GitSource, GitSourceConfig, SourceError, Update,
 };
 use support::{Cluster, Upstream, cp, git, reconciler_command};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
@@ -46,10 +45,6 @@ use tokio_rustls::TlsAcceptor;
 const TOKEN_USER: &str = "x-access-token";
 const TOKEN: &str = "s3cret-t0ken-1b2f";
 const WRONG_TOKEN: &str = "wr0ng-t0ken-9c4e";
-
-/// The longest a poll may take before the test calls it hung (e.g. gix
-/// waiting on a terminal prompt for credentials).
-const POLL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Names the directory with the test PKI, for tests run in a child process.
 const PKI_ENV: &str = "KFLEX_GIT_HTTP_TEST_PKI";
@@ -429,28 +424,11 @@ fn source(up: &Upstream, server: &GitHttp, cache: &str, auth: GitAuth) -> GitSou
     GitSource::new(config).unwrap()
 }
 
-/// `source.poll(last)` on a thread of its own, failing the test if it takes
-/// longer than [`POLL_TIMEOUT`] instead of hanging.
-fn poll(source: &GitSource, last: Option<&str>) -> Result<Update, SourceError> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (source, last) = (source.clone(), last.map(str::to_owned));
-    std::thread::spawn(move || {
-        let _ = tx.send(source.poll(last.as_deref()));
-    });
-    rx.recv_timeout(POLL_TIMEOUT)
-        .expect("the poll did not return (waiting for a credential prompt?)")
-}
+use support::error_chain as chain;
 
-/// The error and all its sources, one per line.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str("\n  caused by: ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
+/// A poll that fails the test instead of hanging (see [`support::poll_timed`]).
+fn poll(source: &GitSource, last: Option<&str>) -> Result<Update, SourceError> {
+    support::poll_timed(source, last).0
 }
 
 fn show(log: &[Logged]) -> String {

@@ -48,17 +48,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kubeflex_reconciler::source::{
-    Change, ChangeKind, Changes, GitAuth, GitSource, GitSourceConfig, Source, SourceError, Update,
+    Change, ChangeKind, Changes, GitAuth, GitSource, GitSourceConfig, SourceError,
 };
 use support::{Cluster, Upstream, cp, free_port, git, reconciler_command};
 
 /// sshd must be started by absolute path (it re-executes itself per
 /// connection).
 const SSHD: &str = "/usr/sbin/sshd";
-
-/// The longest a poll (or a `--once` run) may take before the test calls
-/// it hung, e.g. ssh waiting on a prompt.
-const POLL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What "fails at once" means for a refused connection on loopback.
 const QUICK: Duration = Duration::from_secs(15);
@@ -433,32 +429,7 @@ fn ssh_source(url: &str, cache: PathBuf, key: &KeyPair, known_hosts: &Path) -> G
     GitSource::new(config).unwrap()
 }
 
-/// `source.poll(last)` on a thread of its own, failing the test if it takes
-/// longer than [`POLL_TIMEOUT`] instead of hanging; with how long it took.
-fn poll(source: &GitSource, last: Option<&str>) -> (Result<Update, SourceError>, Duration) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (source, last) = (source.clone(), last.map(str::to_owned));
-    let start = Instant::now();
-    std::thread::spawn(move || {
-        let _ = tx.send(source.poll(last.as_deref()));
-    });
-    let result = rx
-        .recv_timeout(POLL_TIMEOUT)
-        .expect("the poll did not return (ssh waiting on a prompt?)");
-    (result, start.elapsed())
-}
-
-/// The error and all its sources, one per line.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str("\n  caused by: ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
+use support::{POLL_TIMEOUT, error_chain as chain, poll_timed as poll};
 
 /// A poll that must fail, and fail at once: the error, printed with the
 /// server's log, which is complete when this returns (the server logged

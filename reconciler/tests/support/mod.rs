@@ -418,7 +418,8 @@ impl Drop for LoggedReconciler {
     }
 }
 
-fn strip_ansi(line: &str) -> String {
+/// `line` without its ANSI colour codes.
+pub fn strip_ansi(line: &str) -> String {
     let mut clean = String::new();
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
@@ -433,4 +434,61 @@ fn strip_ansi(line: &str) -> String {
         }
     }
     clean
+}
+
+/// How long a Git poll may take in a test before it counts as hung.
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `source.poll(last)` on a thread of its own, failing the test after
+/// [`POLL_TIMEOUT`] instead of hanging (say, on a credential prompt); with
+/// how long it took.
+pub fn poll_timed(
+    source: &kubeflex_reconciler::source::GitSource,
+    last: Option<&str>,
+) -> (
+    Result<kubeflex_reconciler::source::Update, kubeflex_reconciler::source::SourceError>,
+    Duration,
+) {
+    use kubeflex_reconciler::source::Source as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (source, last) = (source.clone(), last.map(str::to_owned));
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(source.poll(last.as_deref()));
+    });
+    let result = rx
+        .recv_timeout(POLL_TIMEOUT)
+        .expect("the poll did not return (waiting on a prompt?)");
+    (result, start.elapsed())
+}
+
+/// An error and all its sources, one per line.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str("\n  caused by: ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// `BENCH_CPS` (default 10,000): how many ControlPlanes the benchmarks'
+/// generated repository holds.
+pub fn bench_cps() -> usize {
+    std::env::var("BENCH_CPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+/// `n` ControlPlane files `controlplanes/bench-NNNNN.yaml`, path and text.
+pub fn generated_cps(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let name = format!("bench-{i:05}");
+            (format!("controlplanes/{name}.yaml"), cp(&name))
+        })
+        .collect()
 }
