@@ -20,6 +20,11 @@ use crate::names::{FIELD_MANAGER, LABEL_SOURCE};
 use crate::plan::DesiredObject;
 use crate::validate::{Kind, ObjectKey};
 
+/// Up to this many objects to create are checked one GET each.
+const ONE_BY_ONE: usize = 32;
+/// Page size when listing what other sources manage.
+const PAGE: u32 = 500;
+
 /// What one write did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Written {
@@ -139,28 +144,55 @@ impl Cluster {
             .collect())
     }
 
-    /// Objects of `kind` that another source applied (labelled with a
-    /// source other than `source`), by name, with that source. The server
-    /// filters: normally nothing comes back.
-    pub async fn foreign(
+    /// Which of `names` (objects of `kind`) another source applied: those
+    /// labelled with a source other than `source`, with that source. A few
+    /// names are read one by one; many (an initial sync) through a
+    /// server-filtered list read page by page, so memory stays bounded
+    /// however many objects other sources manage.
+    pub async fn owned_by_others(
         &self,
         kind: Kind,
         source: &str,
+        names: &BTreeSet<&str>,
     ) -> Result<BTreeMap<String, String>, Error> {
+        let foreign = |labels: Option<BTreeMap<String, String>>| {
+            labels
+                .and_then(|mut l| l.remove(LABEL_SOURCE))
+                .filter(|owner| owner != source)
+        };
+        let api = self.api(kind);
+        let mut out = BTreeMap::new();
+        if names.len() <= ONE_BY_ONE {
+            for name in names {
+                let meta = api
+                    .get_metadata_opt(name)
+                    .await
+                    .map_err(|e| Error::api("reading an object to create", e))?;
+                if let Some(owner) = meta.and_then(|m| foreign(m.metadata.labels)) {
+                    out.insert((*name).to_owned(), owner);
+                }
+            }
+            return Ok(out);
+        }
         let selector = format!("{LABEL_SOURCE},{LABEL_SOURCE}!={source}");
-        let list = self
-            .api(kind)
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| Error::api("listing objects of other sources", e))?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|m| {
-                let owner = m.metadata.labels?.remove(LABEL_SOURCE)?;
-                Some((m.metadata.name?, owner))
-            })
-            .collect())
+        let mut params = ListParams::default().labels(&selector).limit(PAGE);
+        loop {
+            let page = api
+                .list_metadata(&params)
+                .await
+                .map_err(|e| Error::api("listing objects of other sources", e))?;
+            for m in page.items {
+                if let Some(name) = m.metadata.name.filter(|n| names.contains(n.as_str()))
+                    && let Some(owner) = foreign(m.metadata.labels)
+                {
+                    out.insert(name, owner);
+                }
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// The live object, if it exists.

@@ -621,7 +621,11 @@ impl Reconciler {
             if creates.is_empty() {
                 continue;
             }
-            let foreign = self.cluster.foreign(kind, &self.settings.name).await?;
+            let names = creates.iter().map(|d| d.key.name.as_str()).collect();
+            let foreign = self
+                .cluster
+                .owned_by_others(kind, &self.settings.name, &names)
+                .await?;
             out.extend(
                 creates
                     .into_iter()

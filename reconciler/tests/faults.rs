@@ -398,13 +398,21 @@ async fn two_sources_defining_one_object_do_not_fight_over_it() {
         ),
         ("controlplanes/a.yaml", &cp("only-a")),
     ]);
-    let team_b = Upstream::new(&[
+    // Team b has more objects to create than are checked one by one, so
+    // the paged, server-filtered list is what finds `shared`.
+    let mut b_files = vec![
         (
-            "controlplanes/shared.yaml",
-            &cp_with_vars("shared", "    team: b\n"),
+            "controlplanes/shared.yaml".to_owned(),
+            cp_with_vars("shared", "    team: b\n"),
         ),
-        ("controlplanes/b.yaml", &cp("only-b")),
-    ]);
+        ("controlplanes/b.yaml".to_owned(), cp("only-b")),
+    ];
+    b_files.extend((0..40).map(|i| (format!("controlplanes/b-{i}.yaml"), cp(&format!("b-{i}")))));
+    let b_refs: Vec<(&str, &str)> = b_files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let team_b = Upstream::new(&b_refs);
     let daemon_a = GitDaemon::start(&team_a.repos());
     let daemon_b = GitDaemon::start(&team_b.repos());
     let owner = |o: &kube::api::DynamicObject| {
@@ -433,7 +441,7 @@ async fn two_sources_defining_one_object_do_not_fight_over_it() {
     )
     .await;
     assert!(
-        cluster.cp("only-b").await.is_some(),
+        cluster.cp("only-b").await.is_some() && cluster.cp("b-39").await.is_some(),
         "b's other objects are applied"
     );
     let shared = cluster.cp("shared").await.unwrap();
