@@ -32,19 +32,6 @@ fn condition<'a>(
         .find(|c| c.type_ == type_)
 }
 
-/// Waits up to `timeout` (for waits longer than `eventually`'s 30 s).
-async fn eventually_within<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The reconciler binary named `name`, following `daemon`'s repository
 /// with a one-second poll, logging its lease's lines too (they come from
 /// the leader module it shares with the operator).
@@ -341,10 +328,15 @@ async fn two_reconcilers_for_one_source_do_not_fight_and_the_second_takes_over()
     // standby takes over and follows Git.
     leader.kill();
     up.commit(&[("controlplanes/b.yaml", &cp("pair-b"))], &[], "add b");
-    eventually_within("the standby applies b", Duration::from_secs(60), || async {
-        cluster.cp("pair-b").await.is_some()
-    })
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.cp("pair-b").await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the standby did not apply b; its log:\n{}",
+            standby.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(standby.logged("lease acquired"), "{}", standby.log());
 }
 

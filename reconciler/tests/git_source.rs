@@ -425,3 +425,34 @@ async fn polls_on_the_blocking_pool() {
     assert_eq!(report.documents.len(), 1);
     assert_eq!(report.files.len(), 1);
 }
+
+/// A reconciler killed in the middle of a fetch leaves gix's lock files
+/// (and a half-written pack) in the cache; the next process must not be
+/// blocked by them for ever.
+#[test]
+fn lock_files_left_by_a_killed_fetch_do_not_block_the_next_one() {
+    let up = upstream();
+    let source = up.source(&up.file_url(), "killed", |_| {});
+    let first = poll(&source, None);
+    let cache = up.cache("killed");
+    for stale in [
+        "refs/kflex/fetched/HEAD.lock",
+        "shallow.lock",
+        "packed-refs.lock",
+        "config.lock",
+        "objects/pack/.tmpAbCdEf",
+    ] {
+        std::fs::write(cache.join(stale), "").unwrap();
+    }
+    let commit = up.commit(
+        &[("controlplanes/a.yaml", &cp("a").replace("k8s", "k3s"))],
+        &[],
+        "after the crash",
+    );
+    let second = source
+        .poll(Some(first.snapshot.revision()))
+        .unwrap_or_else(|e| panic!("{}", support::error_chain(&e)));
+    assert_eq!(second.snapshot.revision(), commit);
+    assert_eq!(paths(&second.changes).len(), 1);
+    assert!(!cache.join("objects/pack/.tmpAbCdEf").exists());
+}
