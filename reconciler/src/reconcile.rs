@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kubeflex_operator::api::{SyncConditionType, SyncCounts, SyncSpec, SyncStatus};
+use kubeflex_operator::api::{SyncCounts, SyncSpec, SyncStatus};
 use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::names::{CONTROLLER, LABEL_SOURCE};
 use crate::plan::{self, DesiredObject, PruneOptions, Scope, SkipReason};
 use crate::source::{ChangeKind, Changes, Source, poll_blocking};
-use crate::status::{StatusWriter, file_errors, now, set_condition};
+use crate::status::{StatusWriter, Verdict, file_errors, now, record_conditions};
 use crate::validate::{
     ClusterView, Definition, Kind, ObjectKey, Options, Problem, Report, Selection, validate,
 };
@@ -190,40 +190,6 @@ pub struct Reconciler {
     deferred: BTreeSet<String>,
 }
 
-/// `Ready` and `Stalled` as a pass concluded them.
-#[derive(Clone, Debug)]
-struct Verdict {
-    ready: bool,
-    stalled: bool,
-    reason: &'static str,
-    message: String,
-}
-
-impl Verdict {
-    fn of(outcome: &Outcome) -> Self {
-        let (ready, stalled, reason, message) = if outcome.counts.failed > 0 {
-            (false, false, "ApplyFailed", outcome.errors.join("; "))
-        } else if let Some(blocked) = &outcome.prune_blocked {
-            (false, true, "PruneBlocked", blocked.clone())
-        } else if outcome.validation_errors > 0 {
-            let message = format!(
-                "{} errors in files; see status.errors",
-                outcome.validation_errors
-            );
-            (false, true, "ValidationFailed", message)
-        } else {
-            let message = format!("applied revision {}", outcome.revision);
-            (true, false, "Applied", message)
-        };
-        Self {
-            ready,
-            stalled,
-            reason,
-            message,
-        }
-    }
-}
-
 impl Reconciler {
     pub fn new(
         settings: Settings,
@@ -277,44 +243,11 @@ impl Reconciler {
         let started = Instant::now();
         let span = tracing::info_span!("sync", name = %self.settings.name, revision = tracing::field::Empty);
         let result = self.pass_inner(&span).instrument(span.clone()).await;
-        let now = now();
-        let conditions = &mut self.status.conditions;
         match &result {
             Ok(outcome) => {
                 if !outcome.idle {
                     self.metrics.pass_duration(started.elapsed());
                     self.verdict = Some(Verdict::of(outcome));
-                }
-                set_condition(
-                    conditions,
-                    SyncConditionType::FETCHING,
-                    false,
-                    "Fetched",
-                    "",
-                    &now,
-                );
-                if let Some(v) = &self.verdict {
-                    set_condition(
-                        conditions,
-                        SyncConditionType::READY,
-                        v.ready,
-                        v.reason,
-                        &v.message,
-                        &now,
-                    );
-                    let (reason, message) = if v.stalled {
-                        (v.reason, v.message.as_str())
-                    } else {
-                        ("Progressing", "")
-                    };
-                    set_condition(
-                        conditions,
-                        SyncConditionType::STALLED,
-                        v.stalled,
-                        reason,
-                        message,
-                        &now,
-                    );
                 }
             }
             Err(e) => {
@@ -322,34 +255,13 @@ impl Reconciler {
                 if matches!(e, Error::Source(_)) {
                     self.metrics.fetch_error();
                 }
-                let message = e.to_string();
-                set_condition(
-                    conditions,
-                    SyncConditionType::FETCHING,
-                    true,
-                    "FetchFailed",
-                    &message,
-                    &now,
-                );
-                set_condition(
-                    conditions,
-                    SyncConditionType::READY,
-                    false,
-                    "FetchFailed",
-                    &message,
-                    &now,
-                );
-                let stalled = !e.is_transient();
-                set_condition(
-                    conditions,
-                    SyncConditionType::STALLED,
-                    stalled,
-                    if stalled { e.category() } else { "Retrying" },
-                    if stalled { &message } else { "" },
-                    &now,
-                );
             }
         }
+        record_conditions(
+            &mut self.status.conditions,
+            result.as_ref().map(|_| self.verdict.as_ref()),
+            &now(),
+        );
         let status = self.status.clone();
         match self.writer.write(&status).await {
             Ok(true) => tracing::debug!("status written"),

@@ -1,15 +1,19 @@
 //! The `Sync` object: where users see what the reconciler follows and why
-//! it is not Ready. Conditions are computed purely ([`set_condition`]); the
+//! it is not Ready. Conditions are computed purely ([`record_conditions`],
+//! [`set_condition`]); the
 //! [`StatusWriter`] writes them by server-side apply to the status
 //! subresource, and only when something changed, so a quiet reconciler
 //! makes no writes and `lastTransitionTime` moves only on a transition.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
-use kubeflex_operator::api::{GITOPS_API_VERSION, Sync, SyncFileError, SyncSpec, SyncStatus};
+use kubeflex_operator::api::{
+    GITOPS_API_VERSION, Sync, SyncConditionType, SyncFileError, SyncSpec, SyncStatus,
+};
 
 use crate::error::Error;
 use crate::names::FIELD_MANAGER;
+use crate::reconcile::Outcome;
 use crate::validate::{Problem, Severity};
 
 /// Sets condition `type_`; its `lastTransitionTime` changes only when its
@@ -45,6 +49,113 @@ pub fn set_condition(
                 observed_generation: None,
             });
             true
+        }
+    }
+}
+
+/// `Ready` and `Stalled` as a pass concluded them.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    ready: bool,
+    stalled: bool,
+    reason: &'static str,
+    message: String,
+}
+
+impl Verdict {
+    pub fn of(outcome: &Outcome) -> Self {
+        let (ready, stalled, reason, message) = if outcome.counts.failed > 0 {
+            (false, false, "ApplyFailed", outcome.errors.join("; "))
+        } else if let Some(blocked) = &outcome.prune_blocked {
+            (false, true, "PruneBlocked", blocked.clone())
+        } else if outcome.validation_errors > 0 {
+            let message = format!(
+                "{} errors in files; see status.errors",
+                outcome.validation_errors
+            );
+            (false, true, "ValidationFailed", message)
+        } else {
+            let message = format!("applied revision {}", outcome.revision);
+            (true, false, "Applied", message)
+        };
+        Self {
+            ready,
+            stalled,
+            reason,
+            message,
+        }
+    }
+}
+
+/// Sets `Fetching`, `Ready` and `Stalled` from a pass's result: a failed
+/// read (the error), or what the last pass that did work concluded (`None`
+/// before any has).
+pub fn record_conditions(
+    conditions: &mut Vec<Condition>,
+    result: Result<Option<&Verdict>, &Error>,
+    now: &Time,
+) {
+    match result {
+        Ok(verdict) => {
+            set_condition(
+                conditions,
+                SyncConditionType::FETCHING,
+                false,
+                "Fetched",
+                "",
+                now,
+            );
+            if let Some(v) = verdict {
+                set_condition(
+                    conditions,
+                    SyncConditionType::READY,
+                    v.ready,
+                    v.reason,
+                    &v.message,
+                    now,
+                );
+                let (reason, message) = if v.stalled {
+                    (v.reason, v.message.as_str())
+                } else {
+                    ("Progressing", "")
+                };
+                set_condition(
+                    conditions,
+                    SyncConditionType::STALLED,
+                    v.stalled,
+                    reason,
+                    message,
+                    now,
+                );
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            set_condition(
+                conditions,
+                SyncConditionType::FETCHING,
+                true,
+                "FetchFailed",
+                &message,
+                now,
+            );
+            set_condition(
+                conditions,
+                SyncConditionType::READY,
+                false,
+                "FetchFailed",
+                &message,
+                now,
+            );
+            let stalled = !e.is_transient();
+            set_condition(
+                conditions,
+                SyncConditionType::STALLED,
+                stalled,
+                if stalled { e.category() } else { "Retrying" },
+                if stalled { &message } else { "" },
+                now,
+            );
         }
     }
 }
@@ -214,5 +325,39 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].message, "cps/a.yaml:3:7: bad");
         assert_eq!((errors[0].line, errors[0].column), (3, 7));
+    }
+
+    fn condition<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+        conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn a_failed_fetch_is_not_ready_and_a_transient_one_not_stalled() {
+        let mut conditions = Vec::new();
+        let error = Error::Source(crate::source::SourceError::Git {
+            context: "fetching from git://h/r".into(),
+            cause: "connection refused".into(),
+        });
+        record_conditions(&mut conditions, Err(&error), &at(1));
+        assert_eq!(condition(&conditions, "Fetching").status, "True");
+        let ready = condition(&conditions, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "FetchFailed")
+        );
+        assert!(ready.message.contains("connection refused"));
+        assert_eq!(condition(&conditions, "Stalled").reason, "Retrying");
+
+        // The fault clears: the last verdict stands again.
+        let verdict = Verdict {
+            ready: true,
+            stalled: false,
+            reason: "Applied",
+            message: "applied revision abc".into(),
+        };
+        record_conditions(&mut conditions, Ok(Some(&verdict)), &at(2));
+        assert_eq!(condition(&conditions, "Fetching").status, "False");
+        assert_eq!(condition(&conditions, "Ready").status, "True");
+        assert_eq!(condition(&conditions, "Stalled").status, "False");
     }
 }

@@ -12,6 +12,8 @@
 //! never fail a file.
 
 mod meta;
+mod references;
+mod report;
 mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +27,9 @@ use kubeflex_operator::api::{
 };
 
 pub use meta::{is_dns1123_label, is_dns1123_subdomain};
+pub use report::{Document, FileStatus, Object, Problem, ProblemKind, Report, Severity};
+
+use references::{check_duplicates, check_hook_references};
 
 use crate::document::{Node, ParseLimits, Pos, Value, parse_stream};
 use crate::names::MAX_FILE_BYTES;
@@ -131,176 +136,6 @@ pub struct ObjectKey {
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {:?}", self.kind, self.name)
-    }
-}
-
-/// How bad a problem is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Severity {
-    /// The file yields no documents.
-    Error,
-    /// Reported; the file is still applied.
-    Warning,
-}
-
-/// What kind of problem; [`ProblemKind::as_str`] is a stable label for
-/// metrics and status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ProblemKind {
-    /// The file could not be read.
-    Read,
-    /// Over the file size limit.
-    TooLarge,
-    /// A symlink leading outside the repository, or dangling.
-    Symlink,
-    /// Not UTF-8.
-    Encoding,
-    /// Invalid YAML.
-    Syntax,
-    /// A parser limit (alias expansion, nesting, ...) was hit.
-    Limit,
-    /// A document that is not a Kubernetes object.
-    NotAnObject,
-    /// A document of a kind this reconciler does not apply (warning).
-    OtherKind,
-    UnknownField,
-    /// Wrong type (string for a boolean, ...).
-    Type,
-    /// A value outside an enum, or an unsupported apiVersion or kind.
-    Enum,
-    Required,
-    /// A name that is not DNS-1123, or an invalid label.
-    Name,
-    /// The same object defined twice.
-    Duplicate,
-    /// A hook reference that nothing defines.
-    MissingHook,
-    /// A change to an immutable field.
-    Immutable,
-    /// Content that is ignored (`status`), a warning.
-    Ignored,
-}
-
-impl ProblemKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::TooLarge => "too_large",
-            Self::Symlink => "symlink",
-            Self::Encoding => "encoding",
-            Self::Syntax => "syntax",
-            Self::Limit => "limit",
-            Self::NotAnObject => "not_an_object",
-            Self::OtherKind => "other_kind",
-            Self::UnknownField => "unknown_field",
-            Self::Type => "type",
-            Self::Enum => "enum",
-            Self::Required => "required",
-            Self::Name => "name",
-            Self::Duplicate => "duplicate",
-            Self::MissingHook => "missing_hook",
-            Self::Immutable => "immutable",
-            Self::Ignored => "ignored",
-        }
-    }
-}
-
-/// One problem, displayed as `path:line:column: [warning: ][field: ]message`.
-/// File-level problems (size, encoding, symlinks, read errors) point at 1:1,
-/// except invalid UTF-8, which points at the first bad byte.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub severity: Severity,
-    pub kind: ProblemKind,
-    /// Repository-relative path of the file.
-    pub path: String,
-    pub pos: Pos,
-    /// The object concerned, when its kind and name could be read.
-    pub object: Option<ObjectKey>,
-    /// JSON path of the field, e.g. `spec.postCreateHooks[0].hookName`.
-    pub field: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.path, self.pos)?;
-        if self.severity == Severity::Warning {
-            f.write_str("warning: ")?;
-        }
-        if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-/// A typed object that passed validation.
-#[derive(Clone, Debug)]
-pub enum Object {
-    ControlPlane(Box<ControlPlane>),
-    PostCreateHook(Box<PostCreateHook>),
-}
-
-/// A valid document, ready to apply.
-#[derive(Clone, Debug)]
-pub struct Document {
-    /// Repository-relative path of the file.
-    pub path: String,
-    /// Index among the file's non-empty documents, from 0.
-    pub index: usize,
-    /// Where the document starts.
-    pub pos: Pos,
-    pub key: ObjectKey,
-    pub object: Object,
-    /// The document as JSON, as written (minus `status`), for server-side
-    /// apply: defaults the server fills in are not owned by the reconciler.
-    pub raw: serde_json::Value,
-}
-
-/// Outcome for one file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileStatus {
-    /// Its documents (possibly none) are in [`Report::documents`].
-    Valid,
-    /// It has errors: none of its documents are returned.
-    Failed,
-}
-
-/// What validation found.
-#[derive(Clone, Debug, Default)]
-pub struct Report {
-    /// Documents of files without errors, in path and document order.
-    pub documents: Vec<Document>,
-    /// Errors and warnings, in path and position order.
-    pub problems: Vec<Problem>,
-    /// Every file considered, with its outcome.
-    pub files: BTreeMap<String, FileStatus>,
-}
-
-impl Report {
-    pub fn errors(&self) -> impl Iterator<Item = &Problem> {
-        self.problems
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-    }
-
-    pub fn warnings(&self) -> impl Iterator<Item = &Problem> {
-        self.problems
-            .iter()
-            .filter(|p| p.severity == Severity::Warning)
-    }
-
-    pub fn has_errors(&self) -> bool {
-        self.errors().next().is_some()
-    }
-
-    /// Files whose objects must be left as they are in the cluster.
-    pub fn failed_files(&self) -> impl Iterator<Item = &str> {
-        self.files
-            .iter()
-            .filter(|(_, s)| **s == FileStatus::Failed)
-            .map(|(p, _)| p.as_str())
     }
 }
 
@@ -810,113 +645,6 @@ fn hook_references(spec: &Node) -> Vec<HookRef> {
         }
     }
     refs
-}
-
-/// The same object defined twice: an error at every definition in a file
-/// read this pass, naming the others. Both files fail, so the object stays as
-/// it is in the cluster until the ambiguity is resolved.
-fn check_duplicates(outcomes: &mut BTreeMap<String, FileOutcome>, elsewhere: &[Definition]) {
-    let mut definitions: BTreeMap<ObjectKey, Vec<(String, Pos)>> = BTreeMap::new();
-    for (path, outcome) in outcomes.iter() {
-        for (key, pos) in &outcome.keys {
-            definitions
-                .entry(key.clone())
-                .or_default()
-                .push((path.clone(), *pos));
-        }
-    }
-    // Only keys read this pass can clash: `elsewhere` (every other object of
-    // the repository) is scanned, not copied.
-    for def in elsewhere {
-        if let Some(places) = definitions.get_mut(&def.key)
-            && !outcomes.contains_key(&def.path)
-        {
-            places.push((def.path.clone(), def.pos));
-        }
-    }
-    for (key, places) in definitions.into_iter().filter(|(_, p)| p.len() > 1) {
-        for (i, (path, pos)) in places.iter().enumerate() {
-            let Some(outcome) = outcomes.get_mut(path) else {
-                continue;
-            };
-            let others: Vec<String> = places
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, (p, q))| format!("{p}:{q}"))
-                .collect();
-            outcome.problems.push(Problem {
-                severity: Severity::Error,
-                kind: ProblemKind::Duplicate,
-                path: path.clone(),
-                pos: *pos,
-                object: Some(key.clone()),
-                field: Some("metadata.name".to_owned()),
-                message: format!("{key} is also defined at {}", others.join(", ")),
-            });
-        }
-    }
-}
-
-/// Every hook a ControlPlane names must be defined by a valid file, by an
-/// unread file of the repository, or in the cluster.
-fn check_hook_references(outcomes: &mut BTreeMap<String, FileOutcome>, options: &Options) {
-    let mut defined: BTreeSet<&str> = BTreeSet::new();
-    for outcome in outcomes.values().filter(|o| !o.failed()) {
-        for c in &outcome.candidates {
-            if c.doc.key.kind == Kind::PostCreateHook {
-                defined.insert(&c.doc.key.name);
-            }
-        }
-    }
-    for def in &options.elsewhere {
-        if def.key.kind == Kind::PostCreateHook && !outcomes.contains_key(&def.path) {
-            defined.insert(&def.key.name);
-        }
-    }
-    let in_cluster = options.cluster.hooks.as_ref();
-    let mut missing = Vec::new();
-    for (path, outcome) in outcomes.iter() {
-        for c in &outcome.candidates {
-            for r in &c.hook_refs {
-                let known = defined.contains(r.name.as_str())
-                    || in_cluster.is_some_and(|hooks| hooks.contains(&r.name));
-                if known {
-                    continue;
-                }
-                let (severity, message) = match in_cluster {
-                    Some(_) => (
-                        Severity::Error,
-                        format!(
-                            "PostCreateHook {:?} is not defined by any valid file or in the cluster",
-                            r.name
-                        ),
-                    ),
-                    None => (
-                        Severity::Warning,
-                        format!(
-                            "PostCreateHook {:?} is not defined by any valid file (the cluster was not consulted)",
-                            r.name
-                        ),
-                    ),
-                };
-                missing.push(Problem {
-                    severity,
-                    kind: ProblemKind::MissingHook,
-                    path: path.clone(),
-                    pos: r.pos,
-                    object: Some(c.doc.key.clone()),
-                    field: Some(r.field.clone()),
-                    message,
-                });
-            }
-        }
-    }
-    for problem in missing {
-        if let Some(outcome) = outcomes.get_mut(&problem.path) {
-            outcome.problems.push(problem);
-        }
-    }
 }
 
 fn finish(outcomes: BTreeMap<String, FileOutcome>) -> Report {

@@ -27,6 +27,9 @@ use super::{
     Update, check_relative, is_manifest, normalize_subdir,
 };
 
+mod cache_lock;
+mod daemon;
+
 /// Where to hold fetched refs in the cache: never a branch a user could see.
 const FETCHED_PREFIX: &str = "refs/kflex/fetched";
 
@@ -709,158 +712,6 @@ impl Snapshot for GitSnapshot {
             }
         }
         Err(ReadError::SymlinkLoop)
-    }
-}
-
-/// One process at a time fetches into a cache, and what a killed one left
-/// behind is cleared. gix takes `*.lock` files as it writes (refs,
-/// `shallow`, `packed-refs`) and fails at once if one exists; a process
-/// killed mid-fetch leaves them, and every later fetch would fail until
-/// someone deleted them by hand. An OS file lock on the cache, which the
-/// kernel drops when its holder dies, tells the two cases apart: whoever
-/// holds it knows any `*.lock` file (and half-written `objects/pack/.tmp*`
-/// pack) is left over, and removes it.
-mod cache_lock {
-    use std::fs::{File, OpenOptions};
-    use std::path::Path;
-
-    use super::SourceError;
-
-    /// Not `*.lock`: the sweep below must not take it for a left-over.
-    const LOCK_FILE: &str = "kubeflex-reconciler.flock";
-
-    /// Waits for the cache's lock (another process's fetch takes
-    /// seconds at most) and clears what killed fetches left.
-    pub fn hold(cache: &Path) -> Result<File, SourceError> {
-        let io = |source| SourceError::Io {
-            path: cache.display().to_string(),
-            source,
-        };
-        std::fs::create_dir_all(cache).map_err(io)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(cache.join(LOCK_FILE))
-            .map_err(io)?;
-        file.lock().map_err(io)?;
-        sweep(&cache.join("refs"));
-        let pack = cache.join("objects").join("pack");
-        for entry in std::fs::read_dir(&pack).into_iter().flatten().flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".tmp") {
-                remove(&entry.path());
-            }
-        }
-        for name in [
-            "shallow.lock",
-            "packed-refs.lock",
-            "config.lock",
-            "HEAD.lock",
-        ] {
-            let path = cache.join(name);
-            if path.exists() {
-                remove(&path);
-            }
-        }
-        Ok(file)
-    }
-
-    /// Removes `*.lock` files under `dir` (the refs).
-    fn sweep(dir: &Path) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => sweep(&path),
-                Ok(_) if path.extension().is_some_and(|e| e == "lock") => remove(&path),
-                _ => {}
-            }
-        }
-    }
-
-    fn remove(path: &Path) {
-        match std::fs::remove_file(path) {
-            Ok(()) => {
-                tracing::warn!(path = %path.display(), "removed a file a killed fetch left in the Git cache")
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove a file a killed fetch left in the Git cache")
-            }
-        }
-    }
-}
-
-/// `git://` connections, opened here rather than by gix. gix writes each
-/// pkt-line of a request with its own `send()` and leaves Nagle's algorithm
-/// on, so every request of a fetch (ref listing, then the fetch itself)
-/// sits in the socket until the server's delayed ACK fires, 40 ms on Linux;
-/// the server's small writes wait the same way for ours. Measured on
-/// loopback: 150 ms per fetch, 120 of them such waits. `TCP_NODELAY` sends
-/// requests at once; `TCP_QUICKACK`, set again before every read (the kernel
-/// leaves quick-ACK mode on its own), acknowledges replies at once.
-mod daemon {
-    use std::io::Read;
-    use std::net::{TcpStream, ToSocketAddrs};
-    use std::time::Duration;
-
-    use gix::protocol::transport::Protocol;
-    use gix::protocol::transport::client::git::ConnectMode;
-    use gix::protocol::transport::client::git::blocking_io::Connection;
-
-    /// As gix's own `git://` client.
-    const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-    const DEFAULT_PORT: u16 = 9418;
-
-    /// The read half: acknowledges what it receives at once.
-    pub struct QuickAckStream(TcpStream);
-
-    impl Read for QuickAckStream {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            // Best effort: only latency is at stake.
-            let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
-            self.0.read(buf)
-        }
-    }
-
-    pub fn connect(url: &gix::Url) -> std::io::Result<Connection<QuickAckStream, TcpStream>> {
-        let host = url.host().ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "git:// URL without a host",
-            )
-        })?;
-        let port = url.port;
-        let mut last_error = None;
-        let mut stream = None;
-        for addr in (host, port.unwrap_or(DEFAULT_PORT)).to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        let stream = match (stream, last_error) {
-            (Some(s), _) => s,
-            (None, Some(e)) => return Err(e),
-            (None, None) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{host} has no address"),
-                ));
-            }
-        };
-        stream.set_nodelay(true)?;
-        let write = stream.try_clone()?;
-        Ok(Connection::new(
-            QuickAckStream(stream),
-            write,
-            Protocol::V2,
-            url.path.clone(),
-            Some((host.to_owned(), port)),
-            ConnectMode::Daemon,
-            false,
-        ))
     }
 }
 
