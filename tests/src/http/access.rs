@@ -1,0 +1,278 @@
+//! Who is asking and whether they may: client certificates and bearer
+//! tokens (signed service-account tokens, good only while their account
+//! exists), RBAC over the store's roles and bindings, and the review and
+//! TokenRequest endpoints that answer such questions without storing anything.
+
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::api::Target;
+use crate::auth::{Claims, User};
+use crate::meta;
+use crate::rbac::{self, Attributes, RbacSource, UserInfo};
+use crate::status::ApiError;
+use crate::store::Store;
+
+/// Who sent the request: certificate, bearer token, or nobody.
+pub(super) fn authenticate(
+    state: &AppState,
+    cert_user: Option<User>,
+    authorization: &str,
+) -> Result<Option<User>, ApiError> {
+    if let Some(token) = authorization.strip_prefix("Bearer ").map(str::trim) {
+        let claims = state
+            .signer
+            .verify(token)
+            .ok_or_else(ApiError::unauthorized)?;
+        check_token(state, &claims)?;
+        return Ok(Some(User::service_account(
+            &claims.namespace,
+            &claims.service_account,
+        )));
+    }
+    Ok(cert_user)
+}
+
+/// A signed token is only good while it has not expired and its account
+/// (and, for legacy tokens, its Secret) still exists.
+fn check_token(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    let now = meta::parse_rfc3339(&meta::now()).unwrap_or(0);
+    if claims.expires.is_some_and(|exp| exp <= now) {
+        return Err(ApiError::unauthorized());
+    }
+    let store = &state.api.store;
+    let sa = store
+        .get(
+            "/serviceaccounts",
+            &claims.namespace,
+            &claims.service_account,
+        )
+        .ok_or_else(ApiError::unauthorized)?;
+    if !claims.service_account_uid.is_empty()
+        && sa["metadata"]["uid"].as_str() != Some(claims.service_account_uid.as_str())
+    {
+        return Err(ApiError::unauthorized());
+    }
+    if let Some(secret) = &claims.secret
+        && store.get("/secrets", &claims.namespace, secret).is_none()
+    {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(())
+}
+
+pub(super) fn user_info(user: &User) -> UserInfo {
+    UserInfo {
+        name: user.name.clone(),
+        groups: user.groups.clone(),
+    }
+}
+
+pub(super) fn allowed(state: &AppState, user: &User, attrs: &Attributes) -> bool {
+    user.is_master() || rbac::authorize(&user_info(user), attrs, &StoreRbac(&state.api.store))
+}
+
+pub(super) fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD if watch => "watch",
+        Method::GET | Method::HEAD if has_name => "get",
+        Method::GET | Method::HEAD => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if has_name => "delete",
+        Method::DELETE => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+/// RBAC objects straight from the store.
+struct StoreRbac<'a>(&'a Store);
+
+impl RbacSource for StoreRbac<'_> {
+    fn cluster_roles(&self) -> Vec<Value> {
+        let (mut items, _) = self
+            .0
+            .list("rbac.authorization.k8s.io/clusterroles", None, None);
+        let mut out: Vec<Value> = items.drain(..).map(|o| (*o).clone()).collect();
+        out.extend(rbac::bootstrap_cluster_roles());
+        out
+    }
+    fn cluster_role_bindings(&self) -> Vec<Value> {
+        let (items, _) = self
+            .0
+            .list("rbac.authorization.k8s.io/clusterrolebindings", None, None);
+        let mut out: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
+        out.extend(rbac::bootstrap_cluster_role_bindings());
+        out
+    }
+    fn roles(&self, namespace: &str) -> Vec<Value> {
+        let (items, _) = self
+            .0
+            .list("rbac.authorization.k8s.io/roles", Some(namespace), None);
+        items.iter().map(|o| (**o).clone()).collect()
+    }
+    fn role_bindings(&self, namespace: &str) -> Vec<Value> {
+        let (items, _) = self.0.list(
+            "rbac.authorization.k8s.io/rolebindings",
+            Some(namespace),
+            None,
+        );
+        items.iter().map(|o| (**o).clone()).collect()
+    }
+}
+
+/// SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview,
+/// SubjectAccessReview and TokenReview: answered, never stored.
+pub(super) fn review(
+    state: &AppState,
+    user: &User,
+    target: &Target,
+    body: Value,
+) -> Result<Value, ApiError> {
+    let mut out = body;
+    out["apiVersion"] = json!(target.rt.api_version());
+    out["kind"] = json!(target.rt.kind);
+    match target.rt.plural.as_str() {
+        "selfsubjectaccessreviews" | "subjectaccessreviews" => {
+            let spec = &out["spec"];
+            let (who, ra, nra) = if target.rt.plural == "subjectaccessreviews" {
+                let who = User {
+                    name: spec["user"].as_str().unwrap_or_default().to_string(),
+                    groups: spec["groups"]
+                        .as_array()
+                        .map(|g| {
+                            g.iter()
+                                .filter_map(|x| x.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                (
+                    who,
+                    spec["resourceAttributes"].clone(),
+                    spec["nonResourceAttributes"].clone(),
+                )
+            } else {
+                (
+                    user.clone(),
+                    spec["resourceAttributes"].clone(),
+                    spec["nonResourceAttributes"].clone(),
+                )
+            };
+            let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+            let attrs = if ra.is_object() {
+                Attributes {
+                    verb: s(&ra, "verb"),
+                    api_group: s(&ra, "group"),
+                    resource: s(&ra, "resource"),
+                    subresource: s(&ra, "subresource"),
+                    name: s(&ra, "name"),
+                    namespace: s(&ra, "namespace"),
+                    path: String::new(),
+                    resource_request: true,
+                }
+            } else {
+                Attributes {
+                    verb: s(&nra, "verb"),
+                    path: s(&nra, "path"),
+                    resource_request: false,
+                    ..Attributes::default()
+                }
+            };
+            let ok = allowed(state, &who, &attrs);
+            out["status"] = if ok {
+                json!({"allowed": true, "reason": "allowed by RBAC"})
+            } else {
+                json!({"allowed": false})
+            };
+        }
+        "selfsubjectrulesreviews" => {
+            let ns = out["spec"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            out["status"] = rbac::rules_review(&user_info(user), &ns, &StoreRbac(&state.api.store));
+        }
+        "selfsubjectreviews" => {
+            out["status"] = json!({"userInfo": {"username": user.name, "groups": user.groups}});
+        }
+        "tokenreviews" => {
+            let token = out["spec"]["token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            out["status"] = match state
+                .signer
+                .verify(&token)
+                .filter(|c| check_token(state, c).is_ok())
+            {
+                Some(c) => {
+                    let u = User::service_account(&c.namespace, &c.service_account);
+                    json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}})
+                }
+                None => json!({"authenticated": false}),
+            };
+        }
+        _ => return Err(ApiError::unknown_path()),
+    }
+    Ok(out)
+}
+
+/// `serviceaccounts/NAME/token`: mints a token for an existing account.
+pub(super) fn token_request(
+    state: &AppState,
+    target: &Target,
+    body: Value,
+) -> Result<Value, ApiError> {
+    let name = target.name.clone().unwrap_or_default();
+    let sa = state
+        .api
+        .store
+        .get("/serviceaccounts", &target.namespace, &name)
+        .ok_or_else(|| ApiError::not_found(&target.rt, &name))?;
+    let seconds = body["spec"]["expirationSeconds"].as_i64().unwrap_or(3600);
+    if seconds < state.min_token_seconds {
+        let rt = crate::resources::ResourceType {
+            group: "authentication.k8s.io".into(),
+            kind: "TokenRequest".into(),
+            ..target.rt.clone()
+        };
+        return Err(ApiError::invalid(
+            &rt,
+            &name,
+            vec![(
+                "FieldValueInvalid".into(),
+                format!(
+                    "Invalid value: {seconds}: may not specify a duration less than {} seconds",
+                    state.min_token_seconds
+                ),
+                "spec.expirationSeconds".into(),
+            )],
+        ));
+    }
+    let now = meta::parse_rfc3339(&meta::now()).unwrap_or(0);
+    let expires = now + seconds;
+    let token = state.signer.mint(&Claims {
+        namespace: target.namespace.clone(),
+        service_account: name,
+        service_account_uid: sa["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        expires: Some(expires),
+        secret: None,
+    });
+    let expiration =
+        meta::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(expires.max(0) as u64));
+    Ok(json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": target.name, "namespace": target.namespace, "creationTimestamp": null},
+        "spec": {"audiences": body["spec"]["audiences"].as_array().cloned().unwrap_or_else(|| vec![json!("https://kubernetes.default.svc.cluster.local")]), "expirationSeconds": seconds, "boundObjectRef": body["spec"]["boundObjectRef"]},
+        "status": {"token": token, "expirationTimestamp": expiration},
+    }))
+}
