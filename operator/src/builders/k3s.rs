@@ -10,15 +10,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, SeccompProfile, Secret,
-    SecurityContext, Volume, VolumeResourceRequirements,
+    Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, SeccompProfile, Secret, SecurityContext, Volume,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::ResourceExt;
 
-use super::pod::{empty_dir, env_from_secret, mount, secret_volume};
+use super::pod::{claim_spec, empty_dir, env_from_secret, mount, secret_volume};
 use super::secrets::{opaque, text_data};
 use super::{BuildError, Result};
 use crate::api::ControlPlane;
@@ -50,18 +48,7 @@ pub fn data_pvc(cp: &ControlPlane, cfg: &OperatorConfig) -> Result<PersistentVol
     metadata.labels = Some(server_labels(&cp.name_any()));
     Ok(PersistentVolumeClaim {
         metadata,
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: cfg.k3s.storage_class.clone(),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_string(),
-                    Quantity(cfg.k3s.size.clone()),
-                )])),
-                ..VolumeResourceRequirements::default()
-            }),
-            ..PersistentVolumeClaimSpec::default()
-        }),
+        spec: Some(claim_spec(cfg.k3s.storage_class.clone(), &cfg.k3s.size)),
         ..PersistentVolumeClaim::default()
     })
 }

@@ -3,11 +3,15 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, Probe, ResourceRequirements,
-    SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, Probe, ResourceRequirements, SecretKeySelector, SecretVolumeSource,
+    Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::config::StorageConfig;
 
 /// Limits and requests: `(cpu, memory)` each.
 pub fn resources(limits: (&str, &str), requests: (&str, &str)) -> ResourceRequirements {
@@ -118,5 +122,34 @@ pub fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
         mount_path: path.into(),
         read_only: read_only.then_some(true),
         ..VolumeMount::default()
+    }
+}
+
+/// A single-node read-write volume of `size` from `storage_class` (`None`:
+/// the cluster's default class).
+pub fn claim_spec(storage_class: Option<String>, size: &str) -> PersistentVolumeClaimSpec {
+    PersistentVolumeClaimSpec {
+        access_modes: Some(vec!["ReadWriteOnce".into()]),
+        storage_class_name: storage_class,
+        resources: Some(VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "storage".to_string(),
+                Quantity(size.into()),
+            )])),
+            ..VolumeResourceRequirements::default()
+        }),
+        ..PersistentVolumeClaimSpec::default()
+    }
+}
+
+/// The `data` volume claim template of a StatefulSet.
+pub fn data_claim(storage: &StorageConfig) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(claim_spec(storage.storage_class.clone(), &storage.size)),
+        ..PersistentVolumeClaim::default()
     }
 }

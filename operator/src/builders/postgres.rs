@@ -5,22 +5,18 @@
 //! the operator needs no database driver. Also the shared instance
 //! (`postgres-postgresql` in `kubeflex-system`) and the dedicated one.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSpec, PodTemplateSpec, Probe, Secret, Service, ServicePort, ServiceSpec,
-    VolumeResourceRequirements,
+    Container, ContainerPort, EnvVar, ExecAction, PodSpec, PodTemplateSpec, Probe, Secret, Service,
+    ServicePort, ServiceSpec,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::Result;
-use super::pod::{env, env_from_secret, mount, resources};
+use super::pod::{data_claim, env, env_from_secret, mount, resources};
 use super::secrets::{opaque, text_data};
 use crate::api::{BackendDbType, ControlPlane};
 use crate::config::{DatabaseServer, OperatorConfig, SecretKey, StorageConfig};
@@ -359,25 +355,7 @@ fn instance(
                         ..PodSpec::default()
                     }),
                 },
-                volume_claim_templates: Some(vec![PersistentVolumeClaim {
-                    metadata: ObjectMeta {
-                        name: Some("data".into()),
-                        ..ObjectMeta::default()
-                    },
-                    spec: Some(PersistentVolumeClaimSpec {
-                        access_modes: Some(vec!["ReadWriteOnce".into()]),
-                        storage_class_name: storage.storage_class.clone(),
-                        resources: Some(VolumeResourceRequirements {
-                            requests: Some(BTreeMap::from([(
-                                "storage".to_string(),
-                                Quantity(storage.size.clone()),
-                            )])),
-                            ..VolumeResourceRequirements::default()
-                        }),
-                        ..PersistentVolumeClaimSpec::default()
-                    }),
-                    ..PersistentVolumeClaim::default()
-                }]),
+                volume_claim_templates: Some(vec![data_claim(storage)]),
                 ..StatefulSetSpec::default()
             }),
             ..StatefulSet::default()

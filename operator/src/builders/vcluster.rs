@@ -12,17 +12,17 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapKeySelector, Container, EnvVar, EnvVarSource, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Secret, SecurityContext, Service,
-    ServiceAccount, ServicePort, ServiceSpec, VolumeResourceRequirements,
+    ConfigMapKeySelector, Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec, Secret,
+    SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use super::pod::{Timing, empty_dir, env, env_from_field, https_probe, mount, resources};
+use super::pod::{
+    Timing, data_claim, empty_dir, env, env_from_field, https_probe, mount, resources,
+};
 use super::{BuildError, Result};
 use crate::api::ControlPlane;
 use crate::config::OperatorConfig;
@@ -313,25 +313,7 @@ pub fn stateful_set(
                 match_labels: Some(meta::string_map(VCLUSTER_SELECTOR)),
                 ..LabelSelector::default()
             },
-            volume_claim_templates: Some(vec![PersistentVolumeClaim {
-                metadata: ObjectMeta {
-                    name: Some("data".into()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(PersistentVolumeClaimSpec {
-                    access_modes: Some(vec!["ReadWriteOnce".into()]),
-                    storage_class_name: storage.storage_class.clone(),
-                    resources: Some(VolumeResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "storage".to_string(),
-                            Quantity(storage.size.clone()),
-                        )])),
-                        ..VolumeResourceRequirements::default()
-                    }),
-                    ..PersistentVolumeClaimSpec::default()
-                }),
-                ..PersistentVolumeClaim::default()
-            }]),
+            volume_claim_templates: Some(vec![data_claim(storage)]),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
