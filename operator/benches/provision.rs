@@ -20,6 +20,7 @@
 //! override the sizes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use kubeflex_testenv::measure::proc_status_kib;
 use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -92,18 +93,6 @@ fn pki_bundle(algorithm: PkiAlgorithm, n: usize) -> (Duration, Duration, Duratio
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// A field (kB) of `/proc/<pid>/status`.
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// utime + stime of a process, in seconds (USER_HZ = 100).

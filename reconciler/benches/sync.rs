@@ -17,6 +17,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use kubeflex_testenv::measure::peak_rss_kib;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -49,15 +50,6 @@ fn field(line: &str, name: &str) -> u64 {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(&format!("{name}=")))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
 
@@ -165,7 +157,7 @@ fn main() {
             field(&line, "writes")
         );
         println!("git CLI fetch + diff-tree of the same commit: {git_cli:.2?} ({diff})");
-        println!("peak RSS of the reconciler (VmHWM): {} MiB", vm_hwm_kib(child.id()) / 1024);
+        println!("peak RSS of the reconciler (VmHWM): {} MiB", peak_rss_kib(child.id()) / 1024);
         // Stopped as Kubernetes stops it (SIGTERM): it hands its lease back,
         // so the restart below does not wait for the lease to expire.
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
@@ -184,7 +176,7 @@ fn main() {
             started.elapsed(),
             field(&line, "unchanged"),
             field(&line, "writes"),
-            vm_hwm_kib(child.id()) / 1024
+            peak_rss_kib(child.id()) / 1024
         );
         let _ = child.kill();
         let _ = child.wait();
@@ -225,7 +217,7 @@ fn main() {
             delays[delays.len() * 9 / 10],
             kubeflex_reconciler::watch::DEBOUNCE
         );
-        println!("peak RSS of the watch-mode reconciler: {} MiB", vm_hwm_kib(child.id()) / 1024);
+        println!("peak RSS of the watch-mode reconciler: {} MiB", peak_rss_kib(child.id()) / 1024);
         let _ = child.kill();
         let _ = child.wait();
         let _ = Command::new("true").status();

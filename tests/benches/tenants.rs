@@ -4,8 +4,9 @@
 //! server's memory per tenant (VmRSS growth / tenants). The server runs as
 //! its own process so its memory is its own.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
+use kubeflex_testenv::measure::proc_status_kib;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -16,17 +17,6 @@ use kube::api::{Api, ListParams, PostParams};
 
 const TENANTS: usize = 200;
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let tenants: usize = std::env::var("BENCH_TENANTS")
@@ -35,25 +25,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(TENANTS);
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_kubeflex-testenv"))
-        .args(["serve", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut server = support::spawn_server(&kubeconfig)?;
     let pid = server.id();
-    let stdout = server
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("server exited"))??;
-        if line.starts_with("ready ") {
-            break;
-        }
-    }
     let client =
         kubeflex_testenv::client_from_kubeconfig(&std::fs::read_to_string(&kubeconfig)?).await?;
     let ca = kubeflex_testenv::pki::Authority::new("bench-ca")?;
@@ -64,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         "ca.crt": STANDARD.encode(&ca.ca.cert_pem),
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_before = status_kib(pid, "VmRSS:");
+    let rss_before = proc_status_kib(pid, "VmRSS:");
     let started = Instant::now();
     for i in 0..tenants {
         let ns = format!("t{i}");
@@ -131,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let all_ready = started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_after = status_kib(pid, "VmRSS:");
+    let rss_after = proc_status_kib(pid, "VmRSS:");
     let per_tenant_mib = (rss_after.saturating_sub(rss_before)) as f64 / 1024.0 / tenants as f64;
     println!("tenant API servers benchmark ({tenants} kube-apiserver Deployments, one process)");
     println!("  objects created in:   {created:.2?}");

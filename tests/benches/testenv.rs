@@ -4,9 +4,10 @@
 //! watchers, and the server's peak RSS holding 10,000 objects. The server
 //! runs as its own process (the `serve` binary), so its memory is its own.
 
+mod support;
+
+use kubeflex_testenv::measure::peak_rss_kib;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,17 +29,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 fn cm(name: &str) -> ConfigMap {
     serde_json::from_value(serde_json::json!({
         "metadata": {"name": name, "labels": {"bench": "yes"}},
@@ -51,25 +41,8 @@ fn cm(name: &str) -> ConfigMap {
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_kubeflex-testenv"))
-        .args(["serve", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut server = support::spawn_server(&kubeconfig)?;
     let pid = server.id();
-    let stdout = server
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("server exited"))??;
-        if line.starts_with("ready ") {
-            break;
-        }
-    }
     let yaml = std::fs::read_to_string(&kubeconfig)?;
     let client = kubeflex_testenv::client_from_kubeconfig(&yaml).await?;
     Api::<Namespace>::all(client.clone())
@@ -184,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
         f.await?;
     }
     let listed = cms.list(&Default::default()).await?.items.len();
-    let rss_mib = vm_hwm_kib(pid) as f64 / 1024.0;
+    let rss_mib = peak_rss_kib(pid) as f64 / 1024.0;
 
     println!("testenv benchmark ({WRITERS} writers, {WATCHERS} watchers, 512-byte ConfigMaps)");
     println!(

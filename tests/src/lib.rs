@@ -21,6 +21,7 @@ pub mod discovery;
 pub mod http;
 pub mod ingress;
 pub mod kubeconfig;
+pub mod measure;
 pub mod merge_keys;
 pub mod meta;
 pub mod patch;
