@@ -125,6 +125,24 @@ impl Controllers {
         self.api.registry.find_any_version(group, plural)
     }
 
+    /// A JSON merge patch by the system user; its result is ignored, as
+    /// each caller did before.
+    fn merge_patch(&self, rt: ResourceType, namespace: String, name: String, patch: &Value) {
+        let target = Target {
+            rt,
+            namespace,
+            name: Some(name),
+            subresource: None,
+        };
+        let _ = self.api.patch(
+            &target,
+            patch.to_string().as_bytes(),
+            "application/merge-patch+json",
+            &Params::default(),
+            &Self::system(),
+        );
+    }
+
     /// Rebuilds the indexes from the store (start, or after falling behind).
     fn resync(&mut self) {
         self.alive.clear();
@@ -308,19 +326,7 @@ impl Controllers {
             .cloned()
             .collect();
         let patch = json!({"metadata": {"ownerReferences": if refs.is_empty() { Value::Null } else { Value::Array(refs) }}});
-        let target = Target {
-            rt,
-            namespace: dep.namespace.clone(),
-            name: Some(dep.name.clone()),
-            subresource: None,
-        };
-        let _ = self.api.patch(
-            &target,
-            patch.to_string().as_bytes(),
-            "application/merge-patch+json",
-            &Params::default(),
-            &Self::system(),
-        );
+        self.merge_patch(rt, dep.namespace.clone(), dep.name.clone(), &patch);
     }
 
     fn remove_finalizer(&self, r: &ObjRef, finalizer: &str) {
@@ -335,19 +341,7 @@ impl Controllers {
             .filter(|f| f != finalizer)
             .collect();
         let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": obj["metadata"]["resourceVersion"]}});
-        let target = Target {
-            rt,
-            namespace: r.namespace.clone(),
-            name: Some(r.name.clone()),
-            subresource: None,
-        };
-        let _ = self.api.patch(
-            &target,
-            patch.to_string().as_bytes(),
-            "application/merge-patch+json",
-            &Params::default(),
-            &Self::system(),
-        );
+        self.merge_patch(rt, r.namespace.clone(), r.name.clone(), &patch);
     }
 
     /// Deletes everything in a terminating namespace; once it is empty,
@@ -477,18 +471,6 @@ impl Controllers {
                 "namespace": STANDARD.encode(ns),
             }
         });
-        let target = Target {
-            rt,
-            namespace: ns.into(),
-            name: Some(name.into()),
-            subresource: None,
-        };
-        let _ = self.api.patch(
-            &target,
-            patch.to_string().as_bytes(),
-            "application/merge-patch+json",
-            &Params::default(),
-            &Self::system(),
-        );
+        self.merge_patch(rt, ns.into(), name.into(), &patch);
     }
 }
