@@ -14,7 +14,7 @@ use kubeflex_operator::context::Settings;
 use kubeflex_operator::hooks::policy::ClusterKinds;
 use kubeflex_operator::metrics::{self, Metrics};
 use kubeflex_operator::telemetry::{self, LogFormat};
-use kubeflex_operator::{controller, leader};
+use kubeflex_operator::{controller, endpoints, leader};
 
 #[derive(Parser)]
 #[command(
@@ -191,7 +191,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         let client = client(args.kubeconfig.as_ref()).await?;
         let metrics = Arc::new(Metrics::default());
-        let listener = metrics::bind(args.metrics_addr)
+        let listener = endpoints::bind(args.metrics_addr)
             .await
             .with_context(|| format!("listening on {}", args.metrics_addr))?;
         tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");

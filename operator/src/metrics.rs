@@ -6,18 +6,14 @@
 //! error's stable category; writes by object kind.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::Response;
+
+use crate::endpoints::{self, Body};
 
 /// Upper bounds of the reconcile duration histogram, in seconds.
 const BUCKETS: [f64; 9] = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0];
@@ -189,60 +185,23 @@ impl Metrics {
     }
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
-}
-
-fn route(path: &str, metrics: &Metrics) -> Response<Full<Bytes>> {
-    match path {
-        "/metrics" => text(StatusCode::OK, metrics.render()),
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if metrics.is_ready() => text(StatusCode::OK, "ok\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
-}
-
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until dropped.
 pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting a metrics connection failed");
-                continue;
-            }
-        };
+    endpoints::serve(listener, move |req, _peer| {
         let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let response = route(req.uri().path(), &metrics);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "metrics connection ended with an error");
-            }
-        });
-    }
+        async move { route(req.uri().path(), &metrics) }
+    })
+    .await;
 }
 
-/// Binds the metrics address.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
+fn route(path: &str, metrics: &Metrics) -> Response<Body> {
+    endpoints::observability(path, metrics.is_ready(), || metrics.render())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::StatusCode;
 
     #[test]
     fn exposition_has_every_family() {

@@ -9,7 +9,6 @@ pub mod apply;
 pub mod document;
 pub mod drift;
 pub mod error;
-pub mod http;
 pub mod inventory;
 pub mod leader;
 pub mod metrics;

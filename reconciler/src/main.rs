@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kubeflex_operator::endpoints;
 use kubeflex_reconciler::apply::Cluster;
 use kubeflex_reconciler::inventory::Inventory;
 use kubeflex_reconciler::metrics::Metrics;
@@ -21,7 +22,7 @@ use kubeflex_reconciler::source::{
 };
 use kubeflex_reconciler::validate::{Kind, is_dns1123_label};
 use kubeflex_reconciler::webhook::Secret;
-use kubeflex_reconciler::{http, leader, metrics, watch, webhook};
+use kubeflex_reconciler::{leader, metrics, watch, webhook};
 use tokio::sync::{Notify, mpsc};
 
 /// Sync ControlPlanes and PostCreateHooks from Git or a directory.
@@ -211,9 +212,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::new(client.clone());
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = args.metrics_addr {
-        let listener = http::bind(addr).await?;
+        let listener = endpoints::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
         let m = metrics.clone();
-        tokio::spawn(http::serve(listener, move |req, peer| {
+        tokio::spawn(endpoints::serve(listener, move |req, peer| {
             metrics::handle(req, peer, m.clone())
         }));
     }
@@ -291,9 +294,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             bail!("--webhook-addr needs --webhook-secret-file");
         };
         let secret = Secret::new(read_secret(Some(file), None)?);
-        let listener = http::bind(addr).await?;
+        let listener = endpoints::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
         let (t, m) = (trigger.clone(), metrics.clone());
-        tokio::spawn(http::serve(listener, move |req, peer| {
+        tokio::spawn(endpoints::serve(listener, move |req, peer| {
             webhook::handle(req, peer, secret.clone(), t.clone(), m.clone())
         }));
         tracing::info!(%addr, "webhook receiver listening");

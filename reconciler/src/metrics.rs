@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 
-use crate::http::{Body, text};
+use kubeflex_operator::endpoints::Body;
 
 /// Upper bounds of the sync duration histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -164,20 +164,9 @@ pub async fn handle(
     _peer: SocketAddr,
     metrics: Arc<Metrics>,
 ) -> Response<Body> {
-    match req.uri().path() {
-        "/metrics" => {
-            let mut response = text(StatusCode::OK, metrics.render());
-            response.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            response
-        }
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if metrics.is_ready() => text(StatusCode::OK, "ok\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
+    kubeflex_operator::endpoints::observability(req.uri().path(), metrics.is_ready(), || {
+        metrics.render()
+    })
 }
 
 #[cfg(test)]

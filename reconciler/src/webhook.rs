@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use tokio::sync::Notify;
 
-use crate::http::{Body, text};
+use kubeflex_operator::endpoints::{Body, text};
 
 /// Largest payload read; GitHub caps deliveries at 25 MiB but push payloads
 /// are far smaller, and the body is only a hint.

@@ -1,5 +1,6 @@
-//! The reconciler's small HTTP/1 servers (webhook receiver, metrics and
-//! health), on hyper directly: two routes each do not justify a framework.
+//! The small HTTP/1 servers of the operator and the reconciler (metrics and
+//! health probes, the reconciler's webhook receiver), on hyper directly: a
+//! few routes each do not justify a framework.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,8 +13,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-
-use crate::error::Error;
 
 /// Response bodies are small and whole.
 pub type Body = Full<Bytes>;
@@ -30,11 +29,27 @@ pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 }
 
 /// Binds `addr`; the listener's address tells the port when it was 0.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Io {
-        context: format!("listening on {addr}"),
-        source,
-    })
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// `/metrics` (Prometheus text format 0.0.4, rendered by `render` only
+/// when asked for), `/healthz` (the process serves) and `/readyz`.
+pub fn observability(path: &str, ready: bool, render: impl FnOnce() -> String) -> Response<Body> {
+    match path {
+        "/metrics" => {
+            let mut response = text(StatusCode::OK, render());
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if ready => text(StatusCode::OK, "ok\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
 }
 
 /// Serves connections on `listener` until the task is dropped.
