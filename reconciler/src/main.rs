@@ -57,9 +57,16 @@ struct Args {
     /// source manages (always at least 1).
     #[arg(long, default_value = "50%")]
     max_prune: MaxPrune,
-    /// Prune even beyond --max-prune.
+    /// Prune even beyond --max-prune, and after a change of --git-url,
+    /// --ref or --path.
     #[arg(long)]
     force_prune: bool,
+    /// Allow a pass to remove every ControlPlane of the source.
+    #[arg(long)]
+    allow_empty: bool,
+    /// Deadline of one Git fetch, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    fetch_timeout: Duration,
     /// Name of this reconciler: its Sync object, source label and lease.
     #[arg(long, default_value = "default")]
     name: String,
@@ -168,7 +175,12 @@ impl Args {
         config.reference = self.reference.clone();
         config.path = self.path.clone();
         config.auth = self.auth()?;
-        Ok((Arc::new(GitSource::new(config)?), url.clone()))
+        config.fetch_timeout = self.fetch_timeout;
+        // The source keeps the credentials of the URL for itself; what is
+        // shown and stored is the URL without them.
+        let source = GitSource::new(config)?;
+        let shown = source.config().url.clone();
+        Ok((Arc::new(source), shown))
     }
 }
 
@@ -259,6 +271,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             enabled: args.prune,
             max: args.max_prune,
             force: args.force_prune,
+            allow_empty: args.allow_empty,
         },
         interval: args.interval,
     };

@@ -14,6 +14,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use gix::ObjectId;
 use gix::bstr::ByteSlice;
@@ -24,11 +25,14 @@ use gix::remote::Direction;
 
 use super::{
     Change, ChangeKind, Changes, Listing, ReadError, Refused, Snapshot, Source, SourceError,
-    Update, check_relative, is_manifest, normalize_subdir,
+    Update, check_relative, is_manifest, normalize_subdir, redact_url, url_credentials,
 };
 
 mod cache_lock;
 mod daemon;
+
+/// `--fetch-timeout`'s default.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where to hold fetched refs in the cache: never a branch a user could see.
 const FETCHED_PREFIX: &str = "refs/kflex/fetched";
@@ -117,6 +121,9 @@ pub struct GitSourceConfig {
     /// Commits of history each fetch keeps (shallow fetch).
     pub depth: NonZeroU32,
     pub auth: GitAuth,
+    /// Deadline of one fetch (`--fetch-timeout`), also the read timeout of
+    /// `git://` connections and the basis of ssh's keep-alive.
+    pub fetch_timeout: Duration,
 }
 
 impl GitSourceConfig {
@@ -130,6 +137,7 @@ impl GitSourceConfig {
             cache_dir: cache_dir.into(),
             depth: NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN),
             auth: GitAuth::None,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
         }
     }
 }
@@ -141,8 +149,19 @@ pub struct GitSource {
 }
 
 impl GitSource {
+    /// Credentials in the URL are taken out of it (so that no message,
+    /// annotation or status shows them) and used as basic auth unless other
+    /// auth is configured.
     pub fn new(mut config: GitSourceConfig) -> Result<Self, SourceError> {
         config.path = normalize_subdir(&config.path)?;
+        if let Some((username, password)) = url_credentials(&config.url) {
+            let scheme = config.url.split("://").next().unwrap_or_default();
+            let http = scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http");
+            if http && matches!(config.auth, GitAuth::None) && !username.is_empty() {
+                config.auth = GitAuth::Basic { username, password };
+            }
+            config.url = redact_url(&config.url);
+        }
         if matches!(config.auth, GitAuth::Basic { .. })
             && config.url.to_ascii_lowercase().starts_with("http://")
         {
@@ -183,9 +202,14 @@ impl GitSource {
             // `-E`: ssh's own messages go to a file, read back when a fetch
             // fails (see `fetch`); gix passes on none of them but a
             // misleading "no credentials" for "Permission denied".
+            // A stalled server is given up on within about the fetch
+            // deadline: keep-alives every fifth of it, three unanswered.
+            let timeout = self.config.fetch_timeout.as_secs().max(1);
             let mut command = format!(
-                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -E {}",
+                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout={} -o ServerAliveInterval={} -o ServerAliveCountMax=3 -E {}",
                 shell_quote(&key.display().to_string()),
+                timeout.min(30),
+                (timeout / 5).max(1),
                 shell_quote(&self.ssh_log().display().to_string())
             );
             if let Some(known_hosts) = known_hosts {
@@ -299,7 +323,7 @@ impl GitSource {
             .url(Direction::Fetch)
             .filter(|u| u.scheme == gix::url::Scheme::Git)
         {
-            let transport = daemon::connect(daemon_url)
+            let transport = daemon::connect(daemon_url, self.config.fetch_timeout)
                 .map_err(|e| SourceError::git(context("connecting to"), e))?;
             return self.receive(remote.to_connection_with_transport(transport));
         }
@@ -417,6 +441,10 @@ impl GitSource {
 }
 
 impl Source for GitSource {
+    fn deadline(&self) -> Option<(Duration, String)> {
+        Some((self.config.fetch_timeout, self.config.url.clone()))
+    }
+
     fn poll(&self, last_applied: Option<&str>) -> Result<Update, SourceError> {
         // Opened (created, the first time) before the lock file is made:
         // gix initialises only an empty directory.

@@ -1,0 +1,433 @@
+//! Issue 11, end to end with the `kubeflex-reconciler` binary: a mistake in
+//! Git never deletes what runs, credentials never show, status never claims
+//! more than happened. One test per numbered item of the issue.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Event as CoreEvent;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
+use kubeflex_operator::api::PostCreateHook;
+use support::{Cluster, GitDaemon, LoggedReconciler, Upstream, cp, eventually, reconciler_command};
+
+const HOOK: &str = "\
+apiVersion: tenancy.kflex.kubestellar.org/v1alpha1
+kind: PostCreateHook
+metadata:
+  name: NAME
+spec:
+  templates:
+    - apiVersion: v1
+      kind: Namespace
+      metadata:
+        name: '{{.Namespace}}-extra'
+";
+
+/// One `--once` pass of the binary against `up`'s repository: exit code
+/// and log.
+fn once(cluster: &Cluster, name: &str, up: &Upstream, extra: &[&str]) -> (i32, String) {
+    let mut cmd = reconciler_command(cluster, name);
+    cmd.args(["--git-url", &up.file_url(), "--once"])
+        .arg("--cache-dir")
+        .arg(up.cache())
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    let out = cmd.output().expect("reconciler runs");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), log)
+}
+
+async fn exists(cluster: &Cluster, name: &str) -> bool {
+    cluster.cp(name).await.is_some()
+}
+
+async fn status(cluster: &Cluster, name: &str) -> kubeflex_operator::api::SyncStatus {
+    cluster.sync(name).await.unwrap().status.unwrap()
+}
+
+/// Item 1: an apiVersion typo is an error that keeps the object, with the
+/// position of the typo; so is an unknown group in a file that defined a
+/// managed object before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typo_in_api_version_is_an_error_and_prunes_nothing() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[
+        ("controlplanes/a.yaml", &cp("ty-a")),
+        ("controlplanes/b.yaml", &cp("ty-b")),
+        ("controlplanes/c.yaml", &cp("ty-c")),
+        ("controlplanes/d.yaml", &cp("ty-d")),
+    ]);
+    let (code, log) = once(&cluster, "typo", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    let wrong_group = cp("ty-a").replace("kubestellar.org", "kubestellar.io");
+    let wrong_kind_too = cp("ty-b")
+        .replace("kubestellar.org", "kubestellar.io")
+        .replace("kind: ControlPlane", "kind: Controlplane");
+    up.commit(
+        &[
+            ("controlplanes/a.yaml", &wrong_group),
+            ("controlplanes/b.yaml", &wrong_kind_too),
+        ],
+        &[],
+        "typos",
+    );
+    let (code, log) = once(&cluster, "typo", &up, &[]);
+    assert_ne!(code, 0, "a typo is a failure: {log}");
+    assert!(exists(&cluster, "ty-a").await, "ty-a pruned: {log}");
+    assert!(exists(&cluster, "ty-b").await, "ty-b pruned: {log}");
+    let st = status(&cluster, "typo").await;
+    let a = st
+        .errors
+        .iter()
+        .find(|e| e.path == "controlplanes/a.yaml")
+        .unwrap_or_else(|| panic!("no error for a.yaml: {:?}", st.errors));
+    assert_eq!((a.line, a.column), (1, 13), "{a:?}");
+    assert!(a.message.contains("tenancy.kflex.kubestellar.io"), "{a:?}");
+    assert!(
+        st.errors.iter().any(|e| e.path == "controlplanes/b.yaml"),
+        "{:?}",
+        st.errors
+    );
+    // The log names the position too.
+    assert!(log.contains("controlplanes/a.yaml:1:13"), "{log}");
+}
+
+/// Items 2 and 12: a rename whose new object the API server refuses keeps
+/// the old one, lists the deferred prune with its reason, and the error
+/// carries the file's position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_whose_new_object_fails_to_apply_prunes_nothing() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[
+        ("controlplanes/a.yaml", &cp("rn-old")),
+        ("controlplanes/keep.yaml", &cp("rn-keep")),
+        ("controlplanes/z.yaml", &cp("rn-z")),
+    ]);
+    let (code, log) = once(&cluster, "rename", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    // Another source already owns the new name.
+    let mut taken = DynamicObject::new(
+        "rn-new",
+        &ApiResource::erase::<kubeflex_operator::api::ControlPlane>(&()),
+    );
+    taken.metadata.labels = Some(
+        [(
+            "gitops.kflex.kubestellar.org/source".to_owned(),
+            "other".to_owned(),
+        )]
+        .into(),
+    );
+    taken.data = serde_json::json!({"spec": {"type": "k8s"}});
+    cluster
+        .cps()
+        .create(&PostParams::default(), &taken)
+        .await
+        .unwrap();
+    let before = status(&cluster, "rename").await.last_applied_commit;
+    let commit = up.commit(
+        &[(
+            "controlplanes/a.yaml",
+            &format!("# renamed\n{}", cp("rn-new")),
+        )],
+        &[],
+        "rename old to new",
+    );
+    let (code, log) = once(&cluster, "rename", &up, &[]);
+    assert_ne!(code, 0, "{log}");
+    assert!(
+        exists(&cluster, "rn-old").await,
+        "the old half was pruned: {log}"
+    );
+    let st = status(&cluster, "rename").await;
+    let blocked = st
+        .blocked_prunes
+        .iter()
+        .find(|b| b.name == "rn-old")
+        .unwrap_or_else(|| panic!("no blocked prune: {st:?}"));
+    assert_eq!(blocked.kind, "ControlPlane");
+    assert!(blocked.reason.contains("apply"), "{blocked:?}");
+    let err = st
+        .errors
+        .iter()
+        .find(|e| e.path == "controlplanes/a.yaml")
+        .unwrap_or_else(|| panic!("no error: {:?}", st.errors));
+    assert_eq!((err.line, err.column), (2, 1), "{err:?}");
+    assert!(
+        err.message.starts_with("controlplanes/a.yaml:2:1: "),
+        "{err:?}"
+    );
+    // Item 12: the commit was attempted, not applied.
+    assert_eq!(st.last_attempted_commit.as_deref(), Some(commit.as_str()));
+    assert_eq!(st.last_applied_commit, before);
+
+    // The API server itself refusing the new object (a stricter CRD).
+    cluster
+        .cps()
+        .delete("rn-new", &Default::default())
+        .await
+        .unwrap();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(cluster.client.clone());
+    let mut crd = crds
+        .get("controlplanes.tenancy.kflex.kubestellar.org")
+        .await
+        .unwrap();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_mut()
+        .unwrap()
+        .open_api_v3_schema
+        .as_mut()
+        .unwrap();
+    let spec = schema.properties.as_mut().unwrap().get_mut("spec").unwrap();
+    spec.x_kubernetes_validations = Some(vec![
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule {
+            rule: "self.type != 'k3s'".to_owned(),
+            message: Some("k3s is not allowed here".to_owned()),
+            ..Default::default()
+        },
+    ]);
+    crd.metadata.managed_fields = None;
+    crds.replace(
+        &crd.metadata.name.clone().unwrap(),
+        &PostParams::default(),
+        &crd,
+    )
+    .await
+    .unwrap();
+    up.commit(
+        &[(
+            "controlplanes/a.yaml",
+            &format!("# renamed\n{}", cp("rn-new")).replace("type: k8s", "type: k3s"),
+        )],
+        &[],
+        "rename to a refused type",
+    );
+    let (code, log) = once(&cluster, "rename", &up, &[]);
+    assert_ne!(code, 0, "{log}");
+    assert!(
+        exists(&cluster, "rn-old").await,
+        "pruned after a refusal: {log}"
+    );
+    let st = status(&cluster, "rename").await;
+    let err = st
+        .errors
+        .iter()
+        .find(|e| e.path == "controlplanes/a.yaml")
+        .unwrap_or_else(|| panic!("no error: {:?}", st.errors));
+    assert_eq!(err.line, 2, "{err:?}");
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "ApplyFailed", "{ready:?}");
+}
+
+/// Item 3: `--max-prune 0`, per-kind budgets, `--allow-empty` and a
+/// changed `--path`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_guards_mean_what_they_say() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[
+        ("controlplanes/a.yaml", &cp("g-a")),
+        ("controlplanes/b.yaml", &cp("g-b")),
+        ("controlplanes/c.yaml", &cp("g-c")),
+        ("hooks/h.yaml", &HOOK.replace("NAME", "g-h")),
+    ]);
+    let name = "guards";
+    let hooks: Api<DynamicObject> = Api::all_with(
+        cluster.client.clone(),
+        &ApiResource::erase::<PostCreateHook>(&()),
+    );
+    let (code, log) = once(&cluster, name, &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(hooks.get_opt("g-h").await.unwrap().is_some());
+
+    // `--max-prune 0`: nothing without --force-prune.
+    up.commit(&[], &["controlplanes/a.yaml"], "remove a");
+    let (code, log) = once(&cluster, name, &up, &["--max-prune", "0"]);
+    assert_ne!(code, 0, "{log}");
+    assert!(exists(&cluster, "g-a").await, "--max-prune 0 pruned: {log}");
+    let (code, log) = once(&cluster, name, &up, &["--max-prune", "0", "--force-prune"]);
+    assert_eq!(code, 0, "{log}");
+    assert!(!exists(&cluster, "g-a").await);
+
+    // One ControlPlane and one hook, with a budget of one: each kind has
+    // its own.
+    up.commit(
+        &[],
+        &["controlplanes/b.yaml", "hooks/h.yaml"],
+        "remove b and h",
+    );
+    let (code, log) = once(&cluster, name, &up, &["--max-prune", "1"]);
+    assert_eq!(code, 0, "{log}");
+    assert!(!exists(&cluster, "g-b").await, "{log}");
+    assert!(hooks.get_opt("g-h").await.unwrap().is_none(), "{log}");
+
+    // The last ControlPlane: refused even when forced, unless --allow-empty.
+    up.write(&[("controlplanes/d.yaml", &cp("g-d"))]);
+    up.commit(&[], &[], "add d");
+    let (code, log) = once(&cluster, name, &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    up.commit(
+        &[("controlplanes/README.yaml", "# nothing here\n")],
+        &["controlplanes/c.yaml", "controlplanes/d.yaml"],
+        "empty",
+    );
+    let (code, log) = once(&cluster, name, &up, &["--force-prune"]);
+    assert_ne!(code, 0, "{log}");
+    assert!(
+        exists(&cluster, "g-c").await && exists(&cluster, "g-d").await,
+        "{log}"
+    );
+    let st = status(&cluster, name).await;
+    assert!(
+        st.blocked_prunes
+            .iter()
+            .all(|b| b.reason.contains("every ControlPlane")),
+        "{st:?}"
+    );
+    up.commit(
+        &[
+            ("controlplanes/c.yaml", &cp("g-c")),
+            ("tenants/d.yaml", &cp("g-d")),
+        ],
+        &[],
+        "back, d in a second directory",
+    );
+    let (code, log) = once(&cluster, name, &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        status(&cluster, name).await.path.as_deref(),
+        Some(""),
+        "the status records the path"
+    );
+
+    // A changed --path: nothing pruned until confirmed.
+    let (code, log) = once(&cluster, name, &up, &["--path", "tenants"]);
+    assert_ne!(code, 0, "{log}");
+    assert!(
+        exists(&cluster, "g-c").await,
+        "pruned after a --path change: {log}"
+    );
+    let st = status(&cluster, name).await;
+    assert!(
+        st.blocked_prunes
+            .iter()
+            .any(|b| b.name == "g-c" && b.reason.contains("source changed")),
+        "{st:?}"
+    );
+    assert_eq!(st.path.as_deref(), Some(""), "not confirmed yet");
+    let (code, log) = once(&cluster, name, &up, &["--path", "tenants", "--force-prune"]);
+    assert_eq!(code, 0, "{log}");
+    assert!(!exists(&cluster, "g-c").await, "{log}");
+    assert_eq!(
+        status(&cluster, name).await.path.as_deref(),
+        Some("tenants")
+    );
+}
+
+/// Item 12: `lastAppliedCommit` stays while a file of the new commit is
+/// broken (`lastAttemptedCommit` moves), and hooks are applied before the
+/// ControlPlanes that use them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_never_claims_more_than_happened() {
+    let cluster = Cluster::start().await;
+    let user = format!("{}  postCreateHook: st-hook\n", cp("st-cp"));
+    let up = Upstream::new(&[
+        ("a-controlplane.yaml", &user),
+        ("z-hook.yaml", &HOOK.replace("NAME", "st-hook")),
+    ]);
+    let first = git_head(&up);
+    let (code, log) = once(&cluster, "status", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    let hooks: Api<DynamicObject> = Api::all_with(
+        cluster.client.clone(),
+        &ApiResource::erase::<PostCreateHook>(&()),
+    );
+    let hook = hooks.get("st-hook").await.unwrap();
+    let cp_obj = cluster.cp("st-cp").await.unwrap();
+    let rv = |o: &DynamicObject| {
+        o.metadata
+            .resource_version
+            .as_deref()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(
+        rv(&hook) < rv(&cp_obj),
+        "the hook must exist before the ControlPlane that uses it"
+    );
+    let st = status(&cluster, "status").await;
+    assert_eq!(st.last_applied_commit.as_deref(), Some(first.as_str()));
+
+    let second = up.commit(&[("b.yaml", "kind: [broken\n")], &[], "broken file");
+    let (code, log) = once(&cluster, "status", &up, &[]);
+    assert_ne!(code, 0, "{log}");
+    let st = status(&cluster, "status").await;
+    assert_eq!(st.last_attempted_commit.as_deref(), Some(second.as_str()));
+    assert_eq!(
+        st.last_applied_commit.as_deref(),
+        Some(first.as_str()),
+        "a commit with a broken file is not applied"
+    );
+    assert_eq!(st.counts.failed, 1, "the broken file counts: {st:?}");
+}
+
+fn git_head(up: &Upstream) -> String {
+    support::git(&up.work(), &["rev-parse", "HEAD"])
+}
+
+/// Item 7: a token in the URL is used, and appears in no log line, no
+/// object, no status, no event, also when fetching fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_url_never_show() {
+    const TOKEN: &str = "ghp_S3cretT0kenValue";
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("cred-a"))]);
+    let daemon = GitDaemon::start(&up.repos());
+    let url = daemon
+        .url()
+        .replace("git://", &format!("git://x-access-token:{TOKEN}@"));
+    let mut cmd = reconciler_command(&cluster, "cred");
+    cmd.args(["--git-url", &url, "--interval", "1s"])
+        .arg("--cache-dir")
+        .arg(up.cache());
+    let reconciler = LoggedReconciler::spawn(cmd);
+    eventually("applied", || async { exists(&cluster, "cred-a").await }).await;
+    drop(daemon);
+    eventually("the failed fetch is reported", || async {
+        cluster.sync("cred").await.is_some_and(|s| {
+            s.status.is_some_and(|st| {
+                st.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.reason == "FetchFailed")
+            })
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut outputs = vec![("log", reconciler.log())];
+    let sync = cluster.sync("cred").await.unwrap();
+    outputs.push(("Sync", serde_json::to_string(&sync).unwrap()));
+    let cp_obj = cluster.cp("cred-a").await.unwrap();
+    outputs.push(("ControlPlane", serde_json::to_string(&cp_obj).unwrap()));
+    let events: Api<CoreEvent> = Api::all(cluster.client.clone());
+    let list = events.list(&ListParams::default()).await.unwrap();
+    outputs.push(("Events", serde_json::to_string(&list).unwrap()));
+    for (what, text) in &outputs {
+        assert!(
+            !text.contains(TOKEN),
+            "the token shows in the {what}: {text}"
+        );
+    }
+    assert!(
+        serde_json::to_string(&sync.spec)
+            .unwrap()
+            .contains("127.0.0.1"),
+        "the URL itself is still shown"
+    );
+}
