@@ -64,6 +64,10 @@ struct Args {
     /// Allow a pass to remove every ControlPlane of the source.
     #[arg(long)]
     allow_empty: bool,
+    /// Skip files matching this pattern (gitignore syntax, like
+    /// `.kflexignore`); repeatable.
+    #[arg(long = "exclude", value_name = "GLOB")]
+    exclude: Vec<String>,
     /// Deadline of one Git fetch, e.g. 60s.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     fetch_timeout: Duration,
@@ -155,7 +159,7 @@ impl Args {
 
     fn source(&self) -> anyhow::Result<(Arc<dyn Source>, String)> {
         if let Some(dir) = &self.dir {
-            let source = DirSource::new(dir, &self.path)?;
+            let source = DirSource::new(dir, &self.path)?.with_excludes(self.exclude.clone());
             return Ok((Arc::new(source), dir.display().to_string()));
         }
         let Some(url) = &self.git_url else {
@@ -176,6 +180,7 @@ impl Args {
         config.path = self.path.clone();
         config.auth = self.auth()?;
         config.fetch_timeout = self.fetch_timeout;
+        config.excludes = self.exclude.clone();
         // The source keeps the credentials of the URL for itself; what is
         // shown and stored is the URL without them.
         let source = GitSource::new(config)?;

@@ -266,6 +266,9 @@ pub enum BlockReason {
     ApplyFailed,
     /// This replica could not confirm it still holds the lease.
     LeaseUnconfirmed,
+    /// The directory changed while the pass read it (a save caught
+    /// half-way): the next pass, on the settled directory, decides.
+    Unsettled,
 }
 
 impl BlockReason {
@@ -276,6 +279,7 @@ impl BlockReason {
             Self::SourceChanged => "the source changed",
             Self::ApplyFailed => "an apply of this pass failed",
             Self::LeaseUnconfirmed => "leadership not confirmed",
+            Self::Unsettled => "the directory changed during the pass",
         }
     }
 }
@@ -313,6 +317,10 @@ impl fmt::Display for PruneBlocked {
             BlockReason::ApplyFailed => write!(
                 f,
                 "not pruning {n} objects: an apply of this pass failed; pruning waits until every apply succeeds"
+            ),
+            BlockReason::Unsettled => write!(
+                f,
+                "not pruning {n} objects yet: the directory changed while it was read; the next pass decides"
             ),
             BlockReason::LeaseUnconfirmed => write!(
                 f,

@@ -509,6 +509,15 @@ impl Reconciler {
         if !apply_errors.is_empty() {
             plan.block_prunes(BlockReason::ApplyFailed);
         }
+        if !plan.prune.is_empty() {
+            let (source, revision) = (self.source.clone(), revision.clone());
+            let settled = tokio::task::spawn_blocking(move || source.settled(&revision))
+                .await
+                .unwrap_or(false);
+            if !settled {
+                plan.block_prunes(BlockReason::Unsettled);
+            }
+        }
         if !plan.prune.is_empty()
             && let Some(lease) = &self.lease
             && !lease.confirm().await

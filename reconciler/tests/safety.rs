@@ -431,3 +431,249 @@ async fn credentials_in_the_url_never_show() {
         "the URL itself is still shown"
     );
 }
+
+/// A library-driven reconciler over any source, pass by pass.
+struct Lib {
+    reconciler: kubeflex_reconciler::reconcile::Reconciler,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Lib {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn lib(
+    cluster: &Cluster,
+    name: &str,
+    source: std::sync::Arc<dyn kubeflex_reconciler::source::Source>,
+    url: &str,
+) -> Lib {
+    use kubeflex_reconciler::inventory::Inventory;
+    use kubeflex_reconciler::validate::Kind;
+    use kubeflex_reconciler::watch::{wait_synced, watch_inventory};
+    let apis = kubeflex_reconciler::apply::Cluster::new(cluster.client.clone());
+    let inventory = std::sync::Arc::new(std::sync::Mutex::new(Inventory::new(name)));
+    let (tx, _drift) = tokio::sync::mpsc::unbounded_channel();
+    let (mut synced, mut tasks) = (Vec::new(), Vec::new());
+    for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
+        let (stx, srx) = tokio::sync::watch::channel(false);
+        synced.push(srx);
+        tasks.push(tokio::spawn(watch_inventory(
+            apis.clone(),
+            kind,
+            name.to_owned(),
+            inventory.clone(),
+            stx,
+            tx.clone(),
+        )));
+    }
+    wait_synced(synced).await.unwrap();
+    let settings = kubeflex_reconciler::reconcile::Settings {
+        name: name.to_owned(),
+        url: url.to_owned(),
+        reference: None,
+        path: String::new(),
+        prune: Default::default(),
+        interval: Duration::from_secs(3600),
+    };
+    let mut reconciler = kubeflex_reconciler::reconcile::Reconciler::new(
+        settings,
+        source,
+        apis,
+        inventory,
+        std::sync::Arc::new(kubeflex_reconciler::metrics::Metrics::default()),
+    );
+    reconciler.init_status().await;
+    Lib { reconciler, tasks }
+}
+
+/// Item 4: Git and directory mode read the same files: dot-directories and
+/// dot-files are skipped, and so is what `.kflexignore` and `--exclude`
+/// match; a CI workflow no longer blocks every prune.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sources_skip_dot_paths_ignored_and_excluded_files() {
+    let cluster = Cluster::start().await;
+    let files: Vec<(&str, String)> = vec![
+        ("controlplanes/a.yaml", cp("sk-a")),
+        ("controlplanes/b.yaml", cp("sk-b")),
+        ("controlplanes/c.yaml", cp("sk-c")),
+        (
+            ".github/workflows/ci.yml",
+            "on: push\njobs: {}\n".to_owned(),
+        ),
+        ("controlplanes/.draft.yaml", "kind: [broken\n".to_owned()),
+        (".kflexignore", "# not manifests\ndrafts/\n".to_owned()),
+        ("drafts/x.yaml", "kind: [broken\n".to_owned()),
+        ("legacy/old.yaml", "kind: [broken\n".to_owned()),
+    ];
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let up = Upstream::new(&refs);
+    let exclude = ["--exclude", "legacy/**"];
+    let (code, log) = once(&cluster, "skipgit", &up, &exclude);
+    assert_eq!(code, 0, "Git mode read a skipped file: {log}");
+    up.commit(&[], &["controlplanes/b.yaml"], "remove b");
+    let (code, log) = once(&cluster, "skipgit", &up, &exclude);
+    assert_eq!(code, 0, "{log}");
+    assert!(!exists(&cluster, "sk-b").await, "b must be pruned: {log}");
+
+    // Directory mode, on the work tree (with its `.git/`), the same way.
+    let mut cmd = reconciler_command(&cluster, "skipdir");
+    cmd.arg("--dir")
+        .arg(up.work())
+        .args(["--once", "--exclude", "legacy/**"])
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    let out = cmd.output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !log.contains("drafts/x.yaml") && !log.contains(".draft.yaml") && !log.contains("legacy/"),
+        "{log}"
+    );
+    // sk-a and sk-c belong to the Git source: directory mode refuses them
+    // (one source per object), and says which.
+    assert!(log.contains("managed by source \"skipgit\""), "{log}");
+}
+
+/// A directory source whose first listing is caught in the middle of a
+/// checkout: it is taken after `b.yaml` left and before its new place,
+/// `moved/b.yaml`, is written (the checkout goes on right after).
+struct MidCheckout {
+    dir: kubeflex_reconciler::source::DirSource,
+    root: std::path::PathBuf,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct MidSnapshot {
+    inner: Box<dyn kubeflex_reconciler::source::Snapshot>,
+    root: std::path::PathBuf,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl kubeflex_reconciler::source::Snapshot for MidSnapshot {
+    fn revision(&self) -> &str {
+        self.inner.revision()
+    }
+
+    fn list(
+        &self,
+    ) -> Result<kubeflex_reconciler::source::Listing, kubeflex_reconciler::source::SourceError>
+    {
+        let listing = self.inner.list()?;
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::fs::create_dir_all(self.root.join("moved")).unwrap();
+            std::fs::write(self.root.join("moved/b.yaml"), cp("mc-b")).unwrap();
+        }
+        Ok(listing)
+    }
+
+    fn read(
+        &self,
+        path: &str,
+        max: u64,
+    ) -> Result<Vec<u8>, kubeflex_reconciler::source::ReadError> {
+        self.inner.read(path, max)
+    }
+}
+
+impl kubeflex_reconciler::source::Source for MidCheckout {
+    fn poll(
+        &self,
+        last: Option<&str>,
+    ) -> Result<kubeflex_reconciler::source::Update, kubeflex_reconciler::source::SourceError> {
+        let mut update = self.dir.poll(last)?;
+        update.snapshot = Box::new(MidSnapshot {
+            inner: update.snapshot,
+            root: self.root.clone(),
+            done: self.done.clone(),
+        });
+        Ok(update)
+    }
+
+    fn settled(&self, revision: &str) -> bool {
+        self.dir.settled(revision)
+    }
+}
+
+/// Item 5: a directory caught half-way through a checkout prunes nothing;
+/// the next pass, on the settled directory, finds the object moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_caught_half_way_prunes_nothing() {
+    let cluster = Cluster::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    for n in ["a", "b", "c"] {
+        std::fs::write(root.join(format!("{n}.yaml")), cp(&format!("mc-{n}"))).unwrap();
+    }
+    let plain = kubeflex_reconciler::source::DirSource::new(&root, "").unwrap();
+    let url = root.display().to_string();
+    {
+        let mut first = lib(&cluster, "midco", std::sync::Arc::new(plain.clone()), &url).await;
+        let outcome = first.reconciler.pass().await.unwrap();
+        assert_eq!(outcome.counts.applied, 3);
+    }
+    // The checkout starts: b.yaml is gone, moved/b.yaml not yet written.
+    std::fs::remove_file(root.join("b.yaml")).unwrap();
+    let source = MidCheckout {
+        dir: plain,
+        root: root.clone(),
+        done: Default::default(),
+    };
+    let mut h = lib(&cluster, "midco", std::sync::Arc::new(source), &url).await;
+    let outcome = h.reconciler.pass().await.unwrap();
+    assert_eq!(outcome.counts.pruned, 0, "{outcome:?}");
+    assert!(exists(&cluster, "mc-b").await, "pruned mid-checkout");
+    assert!(outcome.prune_blocked.is_some(), "{outcome:?}");
+    let outcome = h.reconciler.pass().await.unwrap();
+    assert_eq!(outcome.counts.pruned, 0, "{outcome:?}");
+    assert!(outcome.prune_blocked.is_none(), "{outcome:?}");
+    let obj = cluster.cp("mc-b").await.unwrap();
+    assert_eq!(
+        obj.metadata.annotations.unwrap()["gitops.kflex.kubestellar.org/path"],
+        "moved/b.yaml"
+    );
+}
+
+/// Item 13: in watch mode a broken file is logged once, at WARN, with its
+/// position and message, and the pass counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_mode_logs_each_problem_once_with_its_position() {
+    let cluster = Cluster::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::write(root.join("a.yaml"), cp("lg-a")).unwrap();
+    let mut cmd = reconciler_command(&cluster, "logonce");
+    cmd.arg("--dir").arg(root).arg("--watch");
+    let r = LoggedReconciler::spawn(cmd);
+    eventually("a applied", || async { exists(&cluster, "lg-a").await }).await;
+    std::fs::write(
+        root.join("broken.yaml"),
+        cp("lg-b").replace("type: k8s", "type: [k8s"),
+    )
+    .unwrap();
+    eventually("the problem is logged", || async {
+        r.logged("WARN") && r.logged("broken.yaml:6:")
+    })
+    .await;
+    // More passes while it lasts.
+    std::fs::write(root.join("c.yaml"), cp("lg-c")).unwrap();
+    eventually("c applied", || async { exists(&cluster, "lg-c").await }).await;
+    std::fs::write(root.join("d.yaml"), cp("lg-d")).unwrap();
+    eventually("d applied", || async { exists(&cluster, "lg-d").await }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = r.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("broken.yaml:6:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once: {log}");
+    assert!(lines[0].contains("WARN"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("pass done") && l.contains("failed=1")),
+        "the pass counts the broken file: {log}"
+    );
+}

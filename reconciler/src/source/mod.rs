@@ -7,12 +7,14 @@
 //! `--path` selects, so that messages name files the way `git` shows them.
 
 pub mod dir;
+pub mod filter;
 pub mod git;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use dir::{DirSnapshot, DirSource};
+pub use filter::{Filter, IGNORE_FILE, is_hidden};
 pub use git::{GitAuth, GitSnapshot, GitSource, GitSourceConfig, read_secret};
 
 /// One state of the source, e.g. a commit.
@@ -106,6 +108,13 @@ pub trait Source: Send + Sync {
     /// Brings the source up to date and returns its newest snapshot, with the
     /// changes since `last_applied` (a revision an earlier snapshot returned).
     fn poll(&self, last_applied: Option<&str>) -> Result<Update, SourceError>;
+
+    /// Whether the source still is at `revision`: a directory is listed
+    /// again, so a checkout, rsync or editor save caught half-way is seen
+    /// as such before anything is pruned. Git commits never change.
+    fn settled(&self, _revision: &str) -> bool {
+        true
+    }
 
     /// How long one poll may take (`--fetch-timeout`); `None`: unbounded.
     fn deadline(&self) -> Option<(Duration, String)> {
@@ -249,6 +258,13 @@ pub enum SourceError {
     /// The blocking task panicked or was cancelled.
     #[error("source task failed: {0}")]
     Join(String),
+    /// A pattern of `.kflexignore` or `--exclude` is malformed.
+    #[error("{origin}: invalid pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        origin: &'static str,
+        pattern: String,
+        reason: String,
+    },
     /// A poll took longer than `--fetch-timeout`.
     #[error("fetching {url} timed out after {after:?} (--fetch-timeout)")]
     Timeout { url: String, after: Duration },
@@ -287,6 +303,7 @@ impl SourceError {
             Self::CleartextCredentials { .. } => "cleartext_credentials",
             Self::Join(_) => "join",
             Self::Timeout { .. } => "timeout",
+            Self::InvalidPattern { .. } => "invalid_pattern",
         }
     }
 
