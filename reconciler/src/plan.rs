@@ -23,7 +23,10 @@ use serde_json::Value;
 use crate::document::Pos;
 use crate::drift::{SpecDiff, contains, diff_spec};
 use crate::inventory::{CompactValue, LiveObject};
-use crate::names::{ANNOTATION_COMMIT, ANNOTATION_PATH, ANNOTATION_URL, LABEL_SOURCE};
+use crate::names::{
+    ANNOTATION_COMMIT, ANNOTATION_PATH, ANNOTATION_TRACKING, ANNOTATION_URL, LABEL_SOURCE,
+    tracking_id,
+};
 use crate::validate::{Document, Kind, ObjectKey};
 
 /// An object as Git wants it, ready for server-side apply (our labels and
@@ -52,6 +55,8 @@ impl DesiredObject {
                 insert_string(meta, "labels", LABEL_SOURCE, source);
                 insert_string(meta, "annotations", ANNOTATION_URL, url);
                 insert_string(meta, "annotations", ANNOTATION_PATH, &doc.path);
+                let id = tracking_id(source, doc.key.kind.as_str(), &doc.key.name);
+                insert_string(meta, "annotations", ANNOTATION_TRACKING, &id);
             }
         }
         Self {

@@ -47,6 +47,10 @@ fn mk_applied(name: &str, path: &str) -> LiveObject {
         .insert(ANNOTATION_URL.to_owned(), URL.to_owned());
     live.annotations
         .insert(ANNOTATION_COMMIT.to_owned(), "c0".to_owned());
+    live.annotations.insert(
+        ANNOTATION_TRACKING.to_owned(),
+        tracking_id(SOURCE, "ControlPlane", name),
+    );
     live.managed = vec![crate::inventory::ManagedSpec {
         manager: FIELD_MANAGER.to_owned(),
         operation: "Apply".to_owned(),

@@ -677,3 +677,142 @@ async fn watch_mode_logs_each_problem_once_with_its_position() {
         "the pass counts the broken file: {log}"
     );
 }
+
+/// Item 6: a ControlPlane copied with `kubectl get -o yaml` (source label,
+/// annotations and all) under another name is not ours: never pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_label_does_not_make_an_object_ours() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[
+        ("controlplanes/a.yaml", &cp("cp-a")),
+        ("controlplanes/b.yaml", &cp("cp-b")),
+    ]);
+    let (code, log) = once(&cluster, "copies", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    let original = cluster.cp("cp-a").await.unwrap();
+    let mut copy = DynamicObject::new(
+        "cp-a-copy",
+        &ApiResource::erase::<kubeflex_operator::api::ControlPlane>(&()),
+    );
+    copy.metadata.labels = original.metadata.labels.clone();
+    copy.metadata.annotations = original.metadata.annotations.clone();
+    copy.data = serde_json::json!({"spec": original.data["spec"].clone()});
+    cluster
+        .cps()
+        .create(&PostParams::default(), &copy)
+        .await
+        .unwrap();
+    // A full pass (a new process) and an incremental one.
+    let (code, log) = once(&cluster, "copies", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    up.commit(&[("controlplanes/c.yaml", &cp("cp-c"))], &[], "add c");
+    let (code, log) = once(&cluster, "copies", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        exists(&cluster, "cp-a-copy").await,
+        "the copy was pruned: {log}"
+    );
+    assert!(exists(&cluster, "cp-c").await);
+}
+
+/// Upgrades: objects and a `Sync` as the previous version wrote them
+/// (fixtures/v0) are adopted: nothing pruned, at most one write per object
+/// (the tracking id), the applied commit kept, and no writes after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_adopts_what_the_previous_version_wrote() {
+    use futures::StreamExt;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::watcher::{self, Event};
+
+    let cluster = Cluster::start().await;
+    let names = ["up-a", "up-b"];
+    let files: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (format!("controlplanes/{n}.yaml"), cp(n)))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let up = Upstream::new(&refs);
+    let commit = git_head(&up);
+    let url = up.file_url();
+    let fixture = |file: &str, name: &str| -> serde_json::Value {
+        let path = format!("{}/tests/fixtures/v0/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path)
+            .unwrap()
+            .replace("NAME", name)
+            .replace("SOURCE", "upgrade")
+            .replace("URL", &url)
+            .replace("COMMIT", &commit);
+        serde_saphyr::from_str(&text).unwrap()
+    };
+    let old = PatchParams::apply("kubeflex-reconciler").force();
+    for n in names {
+        cluster
+            .cps()
+            .patch(n, &old, &Patch::Apply(fixture("controlplane.yaml", n)))
+            .await
+            .unwrap();
+    }
+    let sync = fixture("sync.yaml", "");
+    let syncs: Api<kubeflex_operator::api::Sync> = Api::all(cluster.client.clone());
+    let mut spec_only = sync.clone();
+    spec_only.as_object_mut().unwrap().remove("status");
+    syncs
+        .patch("upgrade", &old, &Patch::Apply(spec_only))
+        .await
+        .unwrap();
+    syncs
+        .patch_status("upgrade", &old, &Patch::Apply(sync))
+        .await
+        .unwrap();
+
+    // Every write and delete from here on.
+    let writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = writes.clone();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    let stream = watcher::watcher(cluster.cps(), watcher::Config::default());
+    let task = tokio::spawn(async move {
+        let mut stream = stream.boxed();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::InitDone) => {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(Event::Apply(o)) => sink.lock().unwrap().push(o.metadata.name.unwrap()),
+                Ok(Event::Delete(o)) => sink
+                    .lock()
+                    .unwrap()
+                    .push(format!("deleted {}", o.metadata.name.unwrap())),
+                _ => {}
+            }
+        }
+    });
+    ready_rx.await.unwrap();
+
+    let (code, log) = once(&cluster, "upgrade", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    let (code, log) = once(&cluster, "upgrade", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    task.abort();
+    let writes = writes.lock().unwrap().clone();
+    assert!(
+        !writes.iter().any(|w| w.starts_with("deleted")),
+        "{writes:?}"
+    );
+    for n in names {
+        let count = writes.iter().filter(|w| *w == n).count();
+        // Exactly one: the tracking id (so the watch did see writes).
+        assert_eq!(count, 1, "{n} written {count} times: {writes:?}");
+        assert!(exists(&cluster, n).await);
+    }
+    let st = status(&cluster, "upgrade").await;
+    assert_eq!(st.last_applied_commit.as_deref(), Some(commit.as_str()));
+    assert!(st.blocked_prunes.is_empty(), "{st:?}");
+    assert_eq!(st.path.as_deref(), Some(""));
+}
