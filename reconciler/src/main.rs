@@ -20,7 +20,7 @@ use kubeflex_reconciler::reconcile::{Reconciler, Settings};
 use kubeflex_reconciler::source::{
     DirSource, GitAuth, GitSource, GitSourceConfig, Source, normalize_subdir, read_secret,
 };
-use kubeflex_reconciler::validate::{Kind, is_dns1123_label};
+use kubeflex_reconciler::validate::{Kind, Limits, is_dns1123_label};
 use kubeflex_reconciler::webhook::Secret;
 use kubeflex_reconciler::{leader, metrics, watch, webhook};
 use tokio::sync::{Notify, mpsc};
@@ -68,6 +68,16 @@ struct Args {
     /// `.kflexignore`); repeatable.
     #[arg(long = "exclude", value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Compare every managed object with Git this often, even without
+    /// commits or events.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    drift_interval: Duration,
+    /// Most manifest files one pass reads; more is refused.
+    #[arg(long, default_value_t = 100_000)]
+    max_files: usize,
+    /// Most bytes one pass reads over all files; more is refused.
+    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    max_bytes: u64,
     /// Deadline of one Git fetch, e.g. 60s.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     fetch_timeout: Duration,
@@ -279,6 +289,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             allow_empty: args.allow_empty,
         },
         interval: args.interval,
+        drift_interval: args.drift_interval,
+        limits: Limits {
+            max_files: args.max_files,
+            max_total_bytes: args.max_bytes,
+            ..Limits::default()
+        },
     };
     let mut reconciler = Reconciler::new(settings, source, cluster, inventory, metrics.clone());
     reconciler.init_status().await;

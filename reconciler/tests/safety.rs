@@ -479,6 +479,7 @@ async fn lib(
         path: String::new(),
         prune: Default::default(),
         interval: Duration::from_secs(3600),
+        ..kubeflex_reconciler::reconcile::Settings::new(name, url)
     };
     let mut reconciler = kubeflex_reconciler::reconcile::Reconciler::new(
         settings,
@@ -815,4 +816,117 @@ async fn an_upgrade_adopts_what_the_previous_version_wrote() {
     assert_eq!(st.last_applied_commit.as_deref(), Some(commit.as_str()));
     assert!(st.blocked_prunes.is_empty(), "{st:?}");
     assert_eq!(st.path.as_deref(), Some(""));
+}
+
+/// Item 14: a repository over the caps is refused with a message, and
+/// nothing is applied or pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_over_the_caps_is_refused() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[
+        ("controlplanes/a.yaml", &cp("cap-a")),
+        ("controlplanes/b.yaml", &cp("cap-b")),
+    ]);
+    let (code, log) = once(&cluster, "caps", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    up.commit(
+        &[("controlplanes/c.yaml", &cp("cap-c"))],
+        &["controlplanes/b.yaml"],
+        "c replaces b",
+    );
+    let (code, log) = once(&cluster, "caps", &up, &["--max-files", "1"]);
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains("--max-files"), "{log}");
+    let (code, log) = once(&cluster, "caps", &up, &["--max-bytes", "100"]);
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains("--max-bytes"), "{log}");
+    assert!(exists(&cluster, "cap-b").await && !exists(&cluster, "cap-c").await);
+    let st = status(&cluster, "caps").await;
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "SourceTooLarge", "{ready:?}");
+    let (code, log) = once(&cluster, "caps", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(!exists(&cluster, "cap-b").await && exists(&cluster, "cap-c").await);
+}
+
+/// Item 11: a correction that failed (the API server refused it) is
+/// retried, and `--drift-interval` compares everything even without
+/// commits or events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_whose_correction_failed_is_corrected_later() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        CustomResourceDefinition, ValidationRule,
+    };
+    use kube::api::{Patch, PatchParams};
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[(
+        "controlplanes/a.yaml",
+        &support::cp_with_vars("dr-a", "    x: \"1\"\n"),
+    )]);
+    let mut cmd = reconciler_command(&cluster, "drift");
+    cmd.args(["--git-url", &up.file_url(), "--interval", "1h"])
+        .args(["--drift-interval", "2s"])
+        .arg("--cache-dir")
+        .arg(up.cache());
+    let r = LoggedReconciler::spawn(cmd);
+    let has_vars = |o: &DynamicObject| o.data["spec"]["globalVars"]["x"] == "1";
+    eventually("applied", || async {
+        cluster.cp("dr-a").await.is_some_and(|o| has_vars(&o))
+    })
+    .await;
+    // A stricter CRD refuses what Git says; someone removes the variables.
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    let name = "controlplanes.tenancy.kflex.kubestellar.org";
+    let set_rule = |rule: Option<&str>| {
+        let crds = crds.clone();
+        let rule = rule.map(str::to_owned);
+        async move {
+            let mut crd = crds.get(name).await.unwrap();
+            let spec = crd.spec.versions[0]
+                .schema
+                .as_mut()
+                .unwrap()
+                .open_api_v3_schema
+                .as_mut()
+                .unwrap()
+                .properties
+                .as_mut()
+                .unwrap()
+                .get_mut("spec")
+                .unwrap();
+            spec.x_kubernetes_validations = rule.map(|rule| {
+                vec![ValidationRule {
+                    rule,
+                    message: Some("no globalVars here".to_owned()),
+                    ..Default::default()
+                }]
+            });
+            crd.metadata.managed_fields = None;
+            crds.replace(name, &PostParams::default(), &crd)
+                .await
+                .unwrap();
+        }
+    };
+    set_rule(Some("!has(self.globalVars)")).await;
+    cluster
+        .cps()
+        .patch(
+            "dr-a",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"globalVars": null}})),
+        )
+        .await
+        .unwrap();
+    eventually("the correction fails", || async {
+        r.logged("correcting drift failed")
+    })
+    .await;
+    assert!(!has_vars(&cluster.cp("dr-a").await.unwrap()));
+    // The rule goes; no commit, no event on the object: the retry or the
+    // periodic comparison puts it back.
+    set_rule(None).await;
+    eventually("corrected without a commit", || async {
+        cluster.cp("dr-a").await.is_some_and(|o| has_vars(&o))
+    })
+    .await;
 }
