@@ -296,7 +296,8 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..Limits::default()
         },
     };
-    let mut reconciler = Reconciler::new(settings, source, cluster, inventory, metrics.clone());
+    let mut reconciler = Reconciler::new(settings, source, cluster, inventory, metrics.clone())
+        .with_lease(Arc::new(lease.handle()));
     reconciler.init_status().await;
 
     if args.once {

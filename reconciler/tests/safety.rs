@@ -930,3 +930,35 @@ async fn drift_whose_correction_failed_is_corrected_later() {
     })
     .await;
 }
+
+/// Item 9: a holder that cannot renew stops within the renew deadline
+/// (10 s after its last renewal), before the 15 s lease lets a standby in;
+/// it used to go on until the lease itself ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_cannot_renew_stops_before_the_lease_expires() {
+    let mut cluster = Cluster::start_durable().await;
+    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("ls-a"))]);
+    let mut cmd = reconciler_command(&cluster, "lease");
+    cmd.env(
+        "RUST_LOG",
+        format!("{},kubeflex_operator::leader=info", support::RECONCILER_LOG),
+    )
+    .args(["--git-url", &up.file_url(), "--interval", "1s"])
+    .arg("--cache-dir")
+    .arg(up.cache());
+    let mut r = LoggedReconciler::spawn(cmd);
+    eventually("applied", || async { exists(&cluster, "ls-a").await }).await;
+    assert!(r.logged("lease acquired"), "{}", r.log());
+    cluster.stop();
+    let stopped = std::time::Instant::now();
+    while r.running() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(12),
+            "still running {:?} after the API server went away: {}",
+            stopped.elapsed(),
+            r.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(r.logged("renew deadline"), "{}", r.log());
+}
