@@ -20,6 +20,8 @@ use crate::store::Store;
 /// the RBAC objects that decide what the writer holds.
 pub(super) struct Admission<'w> {
     pub(super) writer: &'w Writer,
+    /// The name in the request's URL (none for a POST).
+    request_name: String,
     namespace: Option<Arc<Value>>,
     rbac: Option<Snapshot>,
 }
@@ -30,6 +32,7 @@ impl Api {
         &self,
         rt: &ResourceType,
         namespace: &str,
+        request_name: Option<&str>,
         writer: &'w Writer,
     ) -> Admission<'w> {
         let rbac = (writer.user.is_some() && rt.group == "rbac.authorization.k8s.io").then(|| {
@@ -41,6 +44,7 @@ impl Api {
             .flatten();
         Admission {
             writer,
+            request_name: request_name.unwrap_or_default().to_string(),
             namespace,
             rbac,
         }
@@ -66,12 +70,19 @@ impl Api {
         }
         if let (Some(user), Some(rbac)) = (&adm.writer.user, &adm.rbac) {
             let scope = if rt.namespaced { namespace } else { "" };
-            rbac::escalation::check_write(user, &rt.plural, scope, obj, old, rbac).map_err(
-                |msg| {
-                    ApiError::forbidden(msg)
-                        .with_details(json!({"name": name, "group": rt.group, "kind": rt.plural}))
-                },
-            )?;
+            rbac::escalation::check_write(
+                user,
+                &rt.plural,
+                scope,
+                &adm.request_name,
+                obj,
+                old,
+                rbac,
+            )
+            .map_err(|msg| {
+                ApiError::forbidden(msg)
+                    .with_details(json!({"name": name, "group": rt.group, "kind": rt.plural}))
+            })?;
         }
         if rt.is_crd() {
             return Ok(());

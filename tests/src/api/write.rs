@@ -27,6 +27,8 @@ impl Api {
         writer: &Writer,
     ) -> Result<(u16, Value), ApiError> {
         let rt = &t.rt;
+        // A POST names no object; an apply that creates does, in its URL.
+        let request_name = t.name.clone();
         let mut obj = body;
         self.check_type(rt, &mut obj)?;
         let meta = meta_mut(&mut obj);
@@ -85,7 +87,8 @@ impl Api {
             o.remove("status");
         }
         self.admit(rt, &mut obj, None, strict(p))?;
-        self.enforce(rt, &obj, None, &self.admission(rt, &t.namespace, writer))?;
+        let adm = self.admission(rt, &t.namespace, request_name.as_deref(), writer);
+        self.enforce(rt, &obj, None, &adm)?;
         normalize_metadata(&mut obj);
         let keys = merge_keys_for(rt);
         apply::record_update(
@@ -196,7 +199,7 @@ impl Api {
         let dry = p.dry_run();
         let mut outcome = None;
         // Read before the store's lock is taken: the write's closure runs under it.
-        let adm = self.admission(rt, &t.namespace, writer);
+        let adm = self.admission(rt, &t.namespace, Some(&name), writer);
         let committed = self
             .store
             .mutate(&rt.storage_key(), &t.namespace, &name, |cur, _| {
@@ -295,7 +298,7 @@ impl Api {
         }
         let dry = p.dry_run();
         let mut outcome = None;
-        let adm = self.admission(rt, &t.namespace, writer);
+        let adm = self.admission(rt, &t.namespace, Some(&name), writer);
         let committed = self
             .store
             .mutate(&rt.storage_key(), &t.namespace, &name, |cur, _| {

@@ -13,12 +13,14 @@ use super::{
 use std::ops::ControlFlow;
 
 /// Checks a write of an RBAC object of `plural` (roles, clusterroles, rolebindings,
-/// clusterrolebindings) by `user` into `namespace` ("" for cluster scope). `old` is the
-/// stored object on update. Err is the message of the 403 (`NewForbidden`'s text).
+/// clusterrolebindings) by `user` into `namespace` ("" for cluster scope).
+/// `request_name` is the name in the request's URL ("" for a POST), `old` the stored
+/// object on update. Err is the message of the 403 (`NewForbidden`'s text).
 pub fn check_write(
     user: &UserInfo,
     plural: &str,
     namespace: &str,
+    request_name: &str,
     new: &Value,
     old: Option<&Value>,
     src: &dyn RbacSource,
@@ -39,8 +41,7 @@ pub fn check_write(
     };
     match plural {
         "roles" | "clusterroles" => {
-            // `escalate` is asked with the request's name, which a create has not.
-            let request_name = if old.is_some() { name } else { "" };
+            // `escalate` is asked with the request's name, which a POST has not.
             if allowed(user, "escalate", plural, request_name, namespace, src) {
                 return Ok(());
             }
