@@ -16,8 +16,9 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::jiff::Timestamp;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    PKCS_RSA_SHA256, SerialNumber,
 };
 use time::OffsetDateTime;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -181,6 +182,18 @@ fn generate_key(alg: PkiAlgorithm, role: &'static str) -> Result<KeyPair> {
     KeyPair::generate_for(sig).map_err(|source| PkiError::KeyGeneration { role, source })
 }
 
+/// The SubjectKeyIdentifier extension (2.5.29.14) with rcgen's key id of
+/// `key`: its value is the DER OCTET STRING of the id.
+fn subject_key_identifier(params: &CertificateParams, key: &KeyPair) -> CustomExtension {
+    let id = params.key_identifier(key);
+    // Key ids are hashes of at most 32 bytes, so the short length form fits.
+    let mut value = Vec::with_capacity(id.len() + 2);
+    value.push(0x04);
+    value.push(id.len() as u8);
+    value.extend_from_slice(&id);
+    CustomExtension::from_oid_content(&[2, 5, 29, 14], value)
+}
+
 /// 128 random bits, positive: unique per certificate (KubeFlex reuses fixed serials).
 fn random_serial() -> Result<SerialNumber> {
     let mut bytes = [0u8; 16];
@@ -307,8 +320,14 @@ impl CertificateAuthority {
         let window = Window::leaf(cfg, now)?;
         let mut params = CertificateParams::default();
         params.distinguished_name = spec.dn.clone();
-        // ExplicitNoCa: rcgen writes the SKI (and CA:false) only for it.
-        params.is_ca = IsCa::ExplicitNoCa;
+        // No BasicConstraints on leaves, as kubeadm does: rcgen's ExplicitNoCa
+        // encodes `cA: FALSE`, a DEFAULT value DER forbids, which strict parsers
+        // (Go's, Python's `cryptography`) refuse. The SKI that ExplicitNoCa
+        // would have brought is added on its own.
+        params.is_ca = IsCa::NoCa;
+        params
+            .custom_extensions
+            .push(subject_key_identifier(&params, &key));
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(random_serial()?);
         params.not_before = window.not_before;

@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
         "tls.crt": STANDARD.encode(&serving.cert_pem),
         "tls.key": STANDARD.encode(&serving.key_pem),
         "ca.crt": STANDARD.encode(&ca.ca.cert_pem),
+        "sa.key": STANDARD.encode(&serving.key_pem),
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = proc_status_kib(pid, "VmRSS:");
@@ -67,7 +68,9 @@ async fn main() -> anyhow::Result<()> {
                             "image": "registry.k8s.io/kube-apiserver:v1.29.9",
                             "command": ["kube-apiserver", "--secure-port=9444",
                                 "--tls-cert-file=/pki/tls.crt", "--tls-private-key-file=/pki/tls.key",
-                                "--client-ca-file=/pki/ca.crt"],
+                                "--client-ca-file=/pki/ca.crt",
+                                "--service-account-issuer=https://kubernetes.default.svc",
+                                "--service-account-signing-key-file=/pki/sa.key"],
                             "volumeMounts": [{"name": "pki", "mountPath": "/pki"}]
                         }],
                         "volumes": [{"name": "pki", "secret": {"secretName": "pki"}}]

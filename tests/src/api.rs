@@ -6,16 +6,18 @@
 
 mod admission;
 mod delete;
+mod policy;
 mod read;
 mod write;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
 use crate::merge_keys::{BuiltinMergeKeys, MergeKeys, SchemaMergeKeys};
+use crate::rbac::UserInfo;
 use crate::resources::{self, Registry, ResourceType};
 use crate::status::ApiError;
 use crate::store::{Change, Store};
@@ -66,11 +68,46 @@ pub struct ListPage {
     pub metadata: Value,
 }
 
-/// Who is writing (for managedFields).
+/// Who is writing: the field manager (for managedFields) and, for requests from
+/// clients, the user the RBAC escalation checks answer for (None for testenv's own
+/// controllers, which write as the API server's loopback identity would).
 #[derive(Debug, Clone, Default)]
 pub struct Writer {
     /// `fieldManager`, or a name derived from the User-Agent.
     pub manager: String,
+    pub user: Option<UserInfo>,
+    /// Admission warnings for the response's `Warning` headers.
+    pub warnings: Warnings,
+}
+
+impl Writer {
+    /// A write by one of testenv's own components under `manager`.
+    pub fn system(manager: impl Into<String>) -> Self {
+        Writer {
+            manager: manager.into(),
+            ..Writer::default()
+        }
+    }
+}
+
+/// Warnings collected while a request is admitted, shared with the HTTP layer.
+#[derive(Debug, Clone, Default)]
+pub struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl Warnings {
+    pub fn push(&self, warning: String) {
+        if let Ok(mut list) = self.0.lock() {
+            list.push(warning);
+        }
+    }
+
+    /// The warnings so far, emptying the list.
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
 }
 
 /// The API state shared by every request.

@@ -69,7 +69,13 @@ pub struct Claims {
 /// Signs and verifies ServiceAccount tokens.
 pub struct TokenSigner {
     key: hmac::Key,
+    /// Keys whose tokens are accepted (the signing key among them, unless a tenant's
+    /// `--service-account-key-file` leaves it out).
+    trusted: Vec<hmac::Key>,
+    issuer: String,
 }
+
+const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 impl std::fmt::Debug for TokenSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,15 +110,33 @@ impl TokenSigner {
             }
             None => rand::rng().fill_bytes(&mut secret),
         }
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
         Ok(Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            trusted: vec![key.clone()],
+            key,
+            issuer: DEFAULT_ISSUER.into(),
         })
+    }
+
+    /// A tenant kube-apiserver's signer: tokens name `issuer` and are signed with the
+    /// key of `--service-account-signing-key-file`, and are accepted when signed with
+    /// a key of `--service-account-key-file`. Each key stands in as the HMAC secret
+    /// derived from its public half (SPKI DER): two servers share trust exactly when
+    /// they share keys, as RS256/ES256 tokens would, without testenv doing public-key
+    /// JWTs.
+    pub fn for_keys(issuer: &str, signing_spki: &[u8], trusted_spkis: &[Vec<u8>]) -> Self {
+        let derive = |spki: &[u8]| hmac::Key::new(hmac::HMAC_SHA256, spki);
+        Self {
+            key: derive(signing_spki),
+            trusted: trusted_spkis.iter().map(|k| derive(k)).collect(),
+            issuer: issuer.into(),
+        }
     }
 
     pub fn mint(&self, claims: &Claims) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let mut body = json!({
-            "iss": "https://kubernetes.default.svc.cluster.local",
+            "iss": self.issuer,
             "sub": format!("system:serviceaccount:{}:{}", claims.namespace, claims.service_account),
             "kubernetes.io": {
                 "namespace": claims.namespace,
@@ -136,9 +160,15 @@ impl TokenSigner {
     pub fn verify(&self, token: &str) -> Option<Claims> {
         let (signing_input, sig) = token.rsplit_once('.')?;
         let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        hmac::verify(&self.key, signing_input.as_bytes(), &sig).ok()?;
+        let input = signing_input.as_bytes();
+        self.trusted
+            .iter()
+            .find(|key| hmac::verify(key, input, &sig).is_ok())?;
         let (_, payload) = signing_input.split_once('.')?;
         let body: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        if body["iss"] != self.issuer.as_str() {
+            return None;
+        }
         let k = &body["kubernetes.io"];
         Some(Claims {
             namespace: k["namespace"].as_str()?.to_string(),
@@ -168,9 +198,29 @@ mod tests {
             secret: None,
         };
         let token = signer.mint(&claims);
-        assert_eq!(signer.verify(&token), Some(claims));
+        assert_eq!(signer.verify(&token), Some(claims.clone()));
         let other = TokenSigner::new(None).unwrap();
         assert_eq!(other.verify(&token), None);
+        // A tenant's keys: trusted only where its public key is listed.
+        let (a, b) = (vec![1u8, 2, 3], vec![4u8, 5, 6]);
+        let tenant = TokenSigner::for_keys("https://t", &a, std::slice::from_ref(&a));
+        let token_a = tenant.mint(&claims);
+        assert!(tenant.verify(&token_a).is_some());
+        assert!(
+            TokenSigner::for_keys("https://t", &b, &[b.clone(), a.clone()])
+                .verify(&token_a)
+                .is_some()
+        );
+        assert!(
+            TokenSigner::for_keys("https://t", &a, std::slice::from_ref(&b))
+                .verify(&token_a)
+                .is_none()
+        );
+        assert!(
+            TokenSigner::for_keys("https://other", &a, std::slice::from_ref(&a))
+                .verify(&token_a)
+                .is_none()
+        );
         let mut tampered = token.clone();
         tampered.insert(tampered.len() / 2, 'x');
         assert_eq!(signer.verify(&tampered), None);

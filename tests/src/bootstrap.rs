@@ -9,9 +9,7 @@ use crate::api::{Api, Params, Target, Writer};
 
 /// Creates what is missing; idempotent, so it also runs after a restart.
 pub fn ensure(api: &Api) {
-    let writer = Writer {
-        manager: "kube-apiserver".into(),
-    };
+    let writer = Writer::system("kube-apiserver");
     let Some(ns_type) = api.registry.find("", "v1", "namespaces") else {
         return;
     };

@@ -115,9 +115,7 @@ struct Controllers {
 
 impl Controllers {
     fn system() -> Writer {
-        Writer {
-            manager: "kube-controller-manager".into(),
-        }
+        Writer::system("kube-controller-manager")
     }
 
     fn rt_of(&self, resource: &str) -> Option<ResourceType> {

@@ -338,9 +338,7 @@ fn publish_map(api: &Api, map: &BTreeMap<String, String>) {
     let Some(rt) = api.registry.find("", "v1", "configmaps") else {
         return;
     };
-    let writer = Writer {
-        manager: "testenv-network".into(),
-    };
+    let writer = Writer::system("testenv-network");
     let body = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",

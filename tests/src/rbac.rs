@@ -3,6 +3,8 @@
 //! the 403 texts of `responsewriters.Forbidden`, SelfSubjectRulesReview status, and the
 //! bootstrap roles and bindings that matter to a fresh cluster. Pure: objects come in as JSON.
 
+pub mod escalation;
+
 use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
 use std::ops::ControlFlow;

@@ -5,10 +5,10 @@ use super::*;
 
 /// Objects in one list; namespaced ones are found by kind and namespace.
 #[derive(Default)]
-struct Mem(Vec<Value>);
+pub(super) struct Mem(pub(super) Vec<Value>);
 
 impl Mem {
-    fn bootstrap() -> Self {
+    pub(super) fn bootstrap() -> Self {
         Mem([bootstrap_cluster_roles(), bootstrap_cluster_role_bindings()].concat())
     }
     fn of(&self, kind: &str, ns: &str) -> Vec<Value> {
@@ -19,7 +19,7 @@ impl Mem {
         let found = self.0.iter_mut().find(|o| meta_str(o, "name") == name);
         found.unwrap()
     }
-    fn add(&mut self, object: Value) {
+    pub(super) fn add(&mut self, object: Value) {
         self.0.push(object);
     }
 }
@@ -40,7 +40,7 @@ impl RbacSource for Mem {
 }
 
 /// A Role in `ns`, or a ClusterRole when `ns` is empty; `labels` are `key=value`.
-fn role(ns: &str, name: &str, labels: &[&str], rules: &[&str]) -> Value {
+pub(super) fn role(ns: &str, name: &str, labels: &[&str], rules: &[&str]) -> Value {
     let kind = if ns.is_empty() { "ClusterRole" } else { "Role" };
     let labels = labels.iter().filter_map(|l| l.split_once('='));
     let labels: Map<String, Value> = labels.map(|(k, v)| (k.into(), json!(v))).collect();
@@ -51,7 +51,7 @@ fn role(ns: &str, name: &str, labels: &[&str], rules: &[&str]) -> Value {
 
 /// A RoleBinding in `ns` (ClusterRoleBinding if empty) of `Kind/name` to `Kind:name`,
 /// where a ServiceAccount name may be `namespace/name`.
-fn binding(ns: &str, role_ref: &str, subject: &str) -> Value {
+pub(super) fn binding(ns: &str, role_ref: &str, subject: &str) -> Value {
     let kind = if ns.is_empty() {
         "ClusterRoleBinding"
     } else {

@@ -54,6 +54,8 @@ pub struct Builder {
     ingress_addr: SocketAddr,
     openshift_routes: bool,
     sim: crate::simulate::SimConfig,
+    /// A tenant kube-apiserver's issuer, signing key and trusted keys (SPKI DER).
+    service_accounts: Option<(String, Vec<u8>, Vec<Vec<u8>>)>,
 }
 
 impl Default for Builder {
@@ -68,6 +70,7 @@ impl Default for Builder {
             ingress_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             openshift_routes: false,
             sim: crate::simulate::SimConfig::default(),
+            service_accounts: None,
         }
     }
 }
@@ -113,6 +116,18 @@ impl Builder {
     /// signed by `client_ca_pem` (instead of testenv's own PKI).
     pub fn tls(mut self, cert_pem: &str, key_pem: &str, client_ca_pem: &str) -> Self {
         self.tls = Some((cert_pem.into(), key_pem.into(), client_ca_pem.into()));
+        self
+    }
+
+    /// Sign and trust ServiceAccount tokens as a kube-apiserver with these
+    /// `--service-account-issuer`, signing key and key files (public keys as SPKI DER).
+    pub fn service_accounts(
+        mut self,
+        issuer: &str,
+        signing: Vec<u8>,
+        trusted: Vec<Vec<u8>>,
+    ) -> Self {
+        self.service_accounts = Some((issuer.into(), signing, trusted));
         self
     }
 
@@ -174,7 +189,10 @@ impl Builder {
                 (tls, authority.ca.cert_pem.clone())
             }
         };
-        let signer = TokenSigner::new(self.state_dir.as_deref()).map_err(StartError::StateDir)?;
+        let signer = match &self.service_accounts {
+            Some((issuer, signing, trusted)) => TokenSigner::for_keys(issuer, signing, trusted),
+            None => TokenSigner::new(self.state_dir.as_deref()).map_err(StartError::StateDir)?,
+        };
         let listen = |addr: SocketAddr| async move {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
@@ -219,7 +237,12 @@ impl Builder {
                     addr.port()
                 )),
             };
-            let runtime = Arc::new(TenantRuntime::new(api.clone(), data_root, self.minor));
+            let runtime = Arc::new(TenantRuntime::new(
+                api.clone(),
+                net.clone(),
+                data_root,
+                self.minor,
+            ));
             let mut sim = self.sim.clone();
             sim.kubelet_version = format!("v1.{}.0-testenv", self.minor);
             tasks.push(crate::simulate::spawn(

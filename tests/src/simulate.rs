@@ -336,9 +336,7 @@ impl Ctx {
         manager: &str,
     ) -> Result<Value, ApiError> {
         let t = self.target(group, plural, namespace, None, None)?;
-        let writer = Writer {
-            manager: manager.into(),
-        };
+        let writer = Writer::system(manager);
         self.api
             .create(&t, body, &Params::default(), &writer)
             .map(|(_, o)| o)
@@ -375,9 +373,7 @@ impl Ctx {
         manager: &str,
     ) -> Result<Value, ApiError> {
         let t = self.target(group, plural, namespace, Some(name), None)?;
-        let writer = Writer {
-            manager: manager.into(),
-        };
+        let writer = Writer::system(manager);
         self.api
             .patch(
                 &t,
@@ -417,9 +413,7 @@ impl Ctx {
             },
             "status": status,
         });
-        let writer = Writer {
-            manager: manager.into(),
-        };
+        let writer = Writer::system(manager);
         self.api
             .update(&t, body, &Params::default(), &writer)
             .map(|(_, o)| Some(o))

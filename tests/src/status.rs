@@ -104,7 +104,8 @@ impl ApiError {
         let causes: Vec<Value> = causes
             .into_iter()
             .map(|(reason, message, field)| {
-                json!({"reason": reason, "message": format!("{field}: {message}"), "field": field})
+                // `ErrorBody()`: kubectl prints each cause as `field: message`.
+                json!({"reason": reason, "message": message, "field": field})
             })
             .collect();
         let mut d = json!({"name": name, "kind": rt.kind, "causes": causes});

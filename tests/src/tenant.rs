@@ -3,12 +3,20 @@
 //! own controllers) listening on loopback.
 //!
 //! - `kube-apiserver` (the container's command, or its first argument):
-//!   the flags `--secure-port` (default 6443), `--tls-cert-file`,
-//!   `--tls-private-key-file`, `--client-ca-file` and
-//!   `--service-account-key-file` are resolved through the pod's mounted
+//!   an unknown flag stops it as cobra would; the flags `--secure-port`
+//!   (default 6443), `--tls-cert-file`, `--tls-private-key-file`,
+//!   `--client-ca-file`, `--requestheader-client-ca-file` and the
+//!   service-account flags (`--service-account-issuer` and
+//!   `--service-account-signing-key-file` required; tokens carry that issuer,
+//!   signed with that key, and are trusted when signed with a key of
+//!   `--service-account-key-file`) are resolved through the pod's mounted
 //!   files; the server presents exactly that certificate and accepts client
 //!   certificates signed by exactly that CA. A missing or unreadable file
 //!   crashes the container with the message kube-apiserver would print.
+//!   (`--requestheader-*` headers are not honoured yet: the front-proxy CA
+//!   is only required to be readable.)
+//! - `kube-controller-manager`: runs only when its `--kubeconfig` reaches
+//!   its API server with credentials it accepts ([`controller_manager`]).
 //! - vcluster (an image named `*vcluster*`, or a `/vcluster` command): like
 //!   the real syncer it makes its own CA and serving certificate (SANs from
 //!   `--tls-san` plus `vcluster`, `vcluster.<ns>`, `vcluster.<ns>.svc`,
@@ -18,8 +26,8 @@
 //!   with server `--out-kube-config-server` (default `https://localhost:8443`).
 //! - k3s (`k3s server` as command or arguments): the CAs it finds in
 //!   `<data-dir>/server/tls/` (`server-ca.{crt,key}`, `client-ca.{crt,key}`
-//!   — testenv runs no init containers, so it takes them from any Secret
-//!   file of the pod with those names), else its own CA; a certificate
+//!   — testenv runs no init containers, so it follows the mounts and the
+//!   init container that would have copied them there), else its own CA; a certificate
 //!   (SANs from `--tls-san` plus `localhost`, `127.0.0.1`, `k3s`,
 //!   `k3s.<ns>`, `k3s.<ns>.svc`), serving `--https-listen-port` (default
 //!   6443); it writes the join token into the Secret named by the env
@@ -42,10 +50,14 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use crate::api::{Api, Params, Target, Writer};
+use crate::ingress::Network;
 use crate::kubeconfig;
 use crate::pki::Authority;
 use crate::runtime::{ContainerRuntime, PodSpec, Started};
 use crate::server::{Builder, TestEnv};
+
+mod controller_manager;
+mod flags;
 
 /// What kind of API server a pod runs, if any.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +71,9 @@ enum Workload {
     K3s {
         args: Vec<String>,
         env: HashMap<String, String>,
+    },
+    ControllerManager {
+        args: Vec<String>,
     },
     Other,
 }
@@ -78,7 +93,17 @@ fn basename(s: &str) -> &str {
 }
 
 fn classify(pod: &Value) -> Workload {
-    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+    pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(classify_container)
+        .unwrap_or(Workload::Other)
+}
+
+/// The API server a container runs, if any.
+fn classify_container(c: &Value) -> Option<Workload> {
+    {
         let command = strings(&c["command"]);
         let args = strings(&c["args"]);
         let mut all: Vec<String> = command.clone();
@@ -88,10 +113,15 @@ fn classify(pod: &Value) -> Workload {
             .map(|s| basename(s).to_string())
             .unwrap_or_default();
         let image = c["image"].as_str().unwrap_or_default();
-        if first == "kube-apiserver" {
-            return Workload::KubeApiserver {
+        if first == "kube-controller-manager" {
+            return Some(Workload::ControllerManager {
                 args: all[1..].to_vec(),
-            };
+            });
+        }
+        if first == "kube-apiserver" {
+            return Some(Workload::KubeApiserver {
+                args: all[1..].to_vec(),
+            });
         }
         if first == "k3s" && all.get(1).map(String::as_str) == Some("server")
             || first == "server" && image.contains("k3s")
@@ -108,20 +138,20 @@ fn classify(pod: &Value) -> Workload {
                     ))
                 })
                 .collect();
-            return Workload::K3s {
+            return Some(Workload::K3s {
                 args: all[skip..].to_vec(),
                 env,
-            };
+            });
         }
         let image_name = image.rsplit('/').next().unwrap_or(image);
         if image_name.starts_with("vcluster") || first == "vcluster" || first == "syncer" {
             let skip = usize::from(first == "vcluster" || first == "syncer");
-            return Workload::Vcluster {
+            return Some(Workload::Vcluster {
                 args: all[skip..].to_vec(),
-            };
+            });
         }
     }
-    Workload::Other
+    None
 }
 
 /// `--flag=value` or `--flag value`; the last occurrence wins, as in Go's
@@ -166,18 +196,68 @@ fn read_file(pod: &PodSpec, path: &str, what: &str) -> Result<String, String> {
     String::from_utf8(bytes.clone()).map_err(|_| format!("{what}: {path}: not a PEM file"))
 }
 
-/// The CAs a k3s server finds in `<data-dir>/server/tls/`
-/// (`server-ca.{crt,key}`, `client-ca.{crt,key}`). testenv runs no init
-/// containers, and the usual way to put them there is an init container
-/// copying them from a Secret: so they are taken from any Secret file the
-/// pod mounts (in any container) with those names. `None` when absent: k3s
+/// The CAs a k3s server finds in `<data-dir>/server/tls/` (`server-ca.{crt,key}`,
+/// `client-ca.{crt,key}`; `--data-dir` defaults to `/var/lib/rancher/k3s`). testenv
+/// runs no init containers, so it follows what one would have done: a file is found
+/// where the server container mounts it at that path, or where an init container
+/// that mounts the same data volume names the TLS directory in its command and copies
+/// from a mount it also names (`cp /ca/server-ca.crt $dst/`). `None` when absent: k3s
 /// then makes its own.
-fn given_cas(pod: &PodSpec) -> Result<Option<(Authority, Authority)>, String> {
-    let find = |name: &str| {
-        pod.files
-            .iter()
-            .find(|(path, _)| path.rsplit('/').next() == Some(name))
-            .and_then(|(_, bytes)| String::from_utf8(bytes.clone()).ok())
+fn given_cas(pod: &PodSpec, args: &[String]) -> Result<Option<(Authority, Authority)>, String> {
+    let data_dir = flag(args, "data-dir").unwrap_or_else(|| "/var/lib/rancher/k3s".into());
+    let tls_dir = format!("{}/server/tls", data_dir.trim_end_matches('/'));
+    let spec = &pod.pod["spec"];
+    let mounts = |c: &Value| -> Vec<(String, String)> {
+        c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                let name = m["name"].as_str()?.to_string();
+                let path = m["mountPath"].as_str()?.trim_end_matches('/').to_string();
+                Some((name, path))
+            })
+            .collect()
+    };
+    let server = spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| matches!(classify_container(c), Some(Workload::K3s { .. })));
+    let server_mounts = server.map(&mounts).unwrap_or_default();
+    // The volume holding the TLS directory in the server, and the path below it.
+    let data_volume = server_mounts
+        .iter()
+        .filter(|(_, path)| tls_dir.starts_with(&format!("{path}/")))
+        .max_by_key(|(_, path)| path.len())
+        .map(|(name, path)| (name.clone(), tls_dir[path.len()..].to_string()));
+    let mut sources: Vec<String> = vec![tls_dir.clone()];
+    for init in spec["initContainers"].as_array().into_iter().flatten() {
+        let script = [strings(&init["command"]), strings(&init["args"])]
+            .concat()
+            .join(" ");
+        let init_mounts = mounts(init);
+        let Some((volume, below)) = &data_volume else {
+            continue;
+        };
+        let Some((_, at)) = init_mounts.iter().find(|(name, _)| name == volume) else {
+            continue;
+        };
+        if !script.contains(&format!("{at}{below}")) {
+            continue;
+        }
+        sources.extend(
+            init_mounts
+                .iter()
+                .filter(|(name, path)| name != volume && script.contains(&format!("{path}/")))
+                .map(|(_, path)| path.clone()),
+        );
+    }
+    let find = |file: &str| {
+        sources.iter().find_map(|dir| {
+            let bytes = pod.files.get(&format!("{dir}/{file}"))?;
+            String::from_utf8(bytes.clone()).ok()
+        })
     };
     let (Some(sc), Some(sk), Some(cc), Some(ck)) = (
         find("server-ca.crt"),
@@ -192,6 +272,33 @@ fn given_cas(pod: &PodSpec) -> Result<Option<(Authority, Authority)>, String> {
     Ok(Some((server, client)))
 }
 
+/// Issuer, signing key and trusted keys (SPKI DER) of a tenant kube-apiserver.
+type ServiceAccountKeys = (String, Vec<u8>, Vec<Vec<u8>>);
+
+/// The service-account flags of kube-apiserver: `--service-account-issuer` and
+/// `--service-account-signing-key-file` required, `--service-account-key-file`
+/// (repeatable; the signing key when absent) listing the keys whose tokens it trusts.
+fn service_accounts(pod: &PodSpec, args: &[String]) -> Result<ServiceAccountKeys, String> {
+    let issuer = flag(args, "service-account-issuer");
+    let signing_path = flag(args, "service-account-signing-key-file");
+    if let Some(e) = flags::service_account_errors(issuer.as_deref(), signing_path.as_deref()) {
+        return Err(e);
+    }
+    let (issuer, signing_path) = (issuer.unwrap_or_default(), signing_path.unwrap_or_default());
+    let what = "failed to parse service-account-issuer-key-file";
+    let signing = flags::signing_key(&signing_path, &read_file(pod, &signing_path, what)?)?;
+    let mut paths = flags(args, "service-account-key-file");
+    if paths.is_empty() {
+        paths.push(signing_path);
+    }
+    let mut trusted = Vec::new();
+    for path in paths {
+        let text = read_file(pod, &path, "failed to parse key file")?;
+        trusted.extend(flags::public_keys(&path, &text)?);
+    }
+    Ok((issuer, signing, trusted))
+}
+
 /// Runs tenant API servers for the pods that are API servers.
 pub struct TenantRuntime {
     inner: Arc<Inner>,
@@ -199,6 +306,9 @@ pub struct TenantRuntime {
 
 struct Inner {
     host: Arc<Api>,
+    /// The hosting cluster's Services, through which controller managers reach
+    /// their API server.
+    network: Arc<Network>,
     data_root: PathBuf,
     minor: u32,
     running: Mutex<HashMap<String, TestEnv>>,
@@ -207,10 +317,11 @@ struct Inner {
 impl TenantRuntime {
     /// `host` is the hosting cluster (vcluster and k3s publish Secrets in
     /// it); persistent tenant data goes under `data_root`.
-    pub fn new(host: Arc<Api>, data_root: PathBuf, minor: u32) -> Self {
+    pub fn new(host: Arc<Api>, network: Arc<Network>, data_root: PathBuf, minor: u32) -> Self {
         Self {
             inner: Arc::new(Inner {
                 host,
+                network,
                 data_root,
                 minor,
                 running: Mutex::new(HashMap::new()),
@@ -259,6 +370,10 @@ impl Inner {
             Workload::KubeApiserver { args } => self.kube_apiserver(&pod, &args).await.map(Some),
             Workload::Vcluster { args } => self.vcluster(&pod, &args).await.map(Some),
             Workload::K3s { args, env } => self.k3s(&pod, &args, &env).await.map(Some),
+            Workload::ControllerManager { args } => {
+                controller_manager::check(&self.network, &pod, &args).await?;
+                Ok(None)
+            }
         }
     }
 
@@ -291,11 +406,15 @@ impl Inner {
         key: &str,
         client_ca: &str,
         state: Option<PathBuf>,
+        accounts: Option<ServiceAccountKeys>,
     ) -> Result<TestEnv, String> {
         let mut builder = Builder::default()
             .minor(self.minor)
             .tls(cert, key, client_ca)
             .tenant();
+        if let Some((issuer, signing, trusted)) = accounts {
+            builder = builder.service_accounts(&issuer, signing, trusted);
+        }
         if let Some(dir) = state {
             builder = builder.state_dir(dir);
         }
@@ -306,6 +425,9 @@ impl Inner {
     }
 
     async fn kube_apiserver(&self, pod: &PodSpec, args: &[String]) -> Result<Running, String> {
+        if let Some(e) = flags::unknown_flag(args) {
+            return Err(e);
+        }
         let port: u16 = flag(args, "secure-port")
             .map(|p| {
                 p.parse()
@@ -322,9 +444,10 @@ impl Inner {
         let cert = read_file(pod, &cert_path, "failed to load serving certificate")?;
         let key = read_file(pod, &key_path, "failed to load serving key")?;
         let ca = read_file(pod, &ca_path, "unable to load client CA file")?;
-        if let Some(sa) = flag(args, "service-account-key-file") {
-            read_file(pod, &sa, "failed to parse service-account issuer key")?;
+        if let Some(path) = flag(args, "requestheader-client-ca-file") {
+            read_file(pod, &path, "unable to load requestheader client CA file")?;
         }
+        let accounts = service_accounts(pod, args)?;
         // kine runs beside the API server; its endpoint names the database.
         let kine = pod.pod["spec"]["containers"]
             .as_array()
@@ -344,7 +467,14 @@ impl Inner {
                 )
             });
         let env = self
-            .serve(pod, &cert, &key, &ca, self.state_dir(pod, kine.as_deref()))
+            .serve(
+                pod,
+                &cert,
+                &key,
+                &ca,
+                self.state_dir(pod, kine.as_deref()),
+                Some(accounts),
+            )
             .await?;
         let addr = env.addr();
         Ok((env, vec![(port, addr)]))
@@ -391,7 +521,7 @@ impl Inner {
             format!("k3s.{ns}"),
             format!("k3s.{ns}.svc"),
         ]);
-        let given = given_cas(pod)?;
+        let given = given_cas(pod, args)?;
         let (env, kubeconfig) = self
             .self_signed(
                 pod,
@@ -441,6 +571,7 @@ impl Inner {
                     &serving.key_pem,
                     &client_ca.ca.cert_pem,
                     state,
+                    None,
                 )
                 .await?;
             let config = kubeconfig::render_named(server_url, &server_ca.ca.cert_pem, &admin, name);
@@ -476,6 +607,7 @@ impl Inner {
                 &serving.key_pem,
                 &authority.ca.cert_pem,
                 state,
+                None,
             )
             .await?;
         let config = kubeconfig::render_named(server_url, &authority.ca.cert_pem, &admin, name);
@@ -487,9 +619,7 @@ impl Inner {
         let Some(rt) = self.host.registry.find("", "v1", "secrets") else {
             return Err("secrets are not served".into());
         };
-        let writer = Writer {
-            manager: "testenv-tenant".into(),
-        };
+        let writer = Writer::system("testenv-tenant");
         let target = Target {
             rt,
             namespace: ns.to_string(),
@@ -578,5 +708,73 @@ mod tests {
         assert_eq!(flag(&args, "secure-port").as_deref(), Some("2"));
         assert_eq!(flags(&args, "tls-san"), ["a", "b", "c"]);
         assert_eq!(flag(&args, "missing"), None);
+    }
+
+    /// The files of a pod shaped like the operator's k3s StatefulSet: an init
+    /// container copying `/ca/*` into `<data-dir>/server/tls` on the data volume.
+    fn k3s_pod(script: &str, files: &[(&str, &str)]) -> PodSpec {
+        let pod = json!({"spec": {
+            "initContainers": [{"name": "install-ca", "image": "rancher/k3s", "command": ["/bin/sh", "-c", script],
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "k3s-ca", "mountPath": "/ca"}]}],
+            "containers": [{"name": "k3s", "image": "rancher/k3s", "args": ["server", "--data-dir=/data/k3s"],
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+        }});
+        PodSpec {
+            namespace: "ns".into(),
+            name: "k3s-0".into(),
+            uid: "u".into(),
+            pod,
+            files: files
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect(),
+            claims: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn k3s_cas_come_from_where_the_init_container_copies_them() {
+        let server = Authority::new("k3s-server-ca").unwrap();
+        let client = Authority::new("k3s-client-ca").unwrap();
+        let (sc, sk) = (server.ca.cert_pem.clone(), server.ca.key_pem.clone());
+        let (cc, ck) = (client.ca.cert_pem.clone(), client.ca.key_pem.clone());
+        let at = |dir: &str| {
+            [
+                (format!("{dir}/server-ca.crt"), sc.clone()),
+                (format!("{dir}/server-ca.key"), sk.clone()),
+                (format!("{dir}/client-ca.crt"), cc.clone()),
+                (format!("{dir}/client-ca.key"), ck.clone()),
+            ]
+        };
+        let files = at("/ca");
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        let args = vec!["--data-dir=/data/k3s".to_string()];
+        let copying = "set -e; dst=/data/k3s/server/tls; mkdir -p $dst; cp /ca/server-ca.crt /ca/server-ca.key /ca/client-ca.crt /ca/client-ca.key $dst/";
+        let (s, _) = given_cas(&k3s_pod(copying, &refs), &args).unwrap().unwrap();
+        assert_eq!(s.ca.cert_pem, sc);
+        // An init container writing elsewhere (a wrong data dir) leaves k3s to make its own.
+        let elsewhere = copying.replace("/data/k3s/server/tls", "/data/server/tls");
+        assert!(
+            given_cas(&k3s_pod(&elsewhere, &refs), &args)
+                .unwrap()
+                .is_none()
+        );
+        // So does a server looking in another data dir than the one filled.
+        let other = vec!["--data-dir=/data/other".to_string()];
+        assert!(
+            given_cas(&k3s_pod(copying, &refs), &other)
+                .unwrap()
+                .is_none()
+        );
+        // Files mounted straight at the TLS directory need no init container.
+        let files = at("/data/k3s/server/tls");
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        assert!(given_cas(&k3s_pod("true", &refs), &args).unwrap().is_some());
     }
 }

@@ -25,6 +25,8 @@ fn tenant_objects(name: &str, host: &str, ca: &Authority, keys: &[&str]) -> Stri
         ("ca.crt", ca.ca.cert_pem.clone()),
     ];
     data.retain(|(k, _)| keys.contains(k));
+    // Any private key signs ServiceAccount tokens; kube-apiserver requires one.
+    data.push(("sa.key", serving.key_pem.clone()));
     let data: String = data
         .iter()
         .map(|(k, v)| format!("  {k}: {}\n", STANDARD.encode(v)))
@@ -63,6 +65,8 @@ spec:
         - --tls-cert-file=/etc/kubernetes/pki/tls.crt
         - --tls-private-key-file=/etc/kubernetes/pki/tls.key
         - --client-ca-file=/etc/kubernetes/pki/ca.crt
+        - --service-account-issuer=https://kubernetes.default.svc.cluster.local
+        - --service-account-signing-key-file=/etc/kubernetes/pki/sa.key
         ports:
         - containerPort: 9444
         volumeMounts:
@@ -341,4 +345,141 @@ fn the_service_proxy_reaches_a_tenant_anonymously() {
             .replace(&c.env().ingress_addr().unwrap().to_string(), &addr),
     );
     assert!(c.kubectl_as(&svc, &["get", "namespaces"]).status.success());
+}
+
+/// A kube-controller-manager Deployment in `ns` whose `--kubeconfig` (Secret
+/// `name`) names `server` with `client` as its user and `ca` as the CA.
+fn controller_manager(
+    ns: &str,
+    name: &str,
+    server: &str,
+    ca: &Authority,
+    client: &CertPair,
+) -> String {
+    let b64 = |s: &str| STANDARD.encode(s);
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: cm\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: t\n  context: {{cluster: t, user: cm}}\ncurrent-context: t\n",
+        b64(&ca.ca.cert_pem),
+        b64(&client.cert_pem),
+        b64(&client.key_pem)
+    );
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: {name}, namespace: {ns}}}
+data:
+  kubeconfig: {}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: cm
+        image: registry.k8s.io/kube-controller-manager:v1.29.9
+        command: [kube-controller-manager, --kubeconfig=/etc/cm/kubeconfig, --leader-elect=false]
+        volumeMounts: [{{name: kc, mountPath: /etc/cm}}]
+      volumes: [{{name: kc, secret: {{secretName: {name}}}}}]
+",
+        b64(&kubeconfig)
+    )
+}
+
+fn last_crash(c: &Cluster, ns: &str, app: &str) -> String {
+    let out = c.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-l",
+        &format!("app={app}"),
+        "-o",
+        "jsonpath={.items[0].status.containerStatuses[0].lastState.terminated.message}",
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_controller_manager_runs_only_when_its_kubeconfig_reaches_the_tenant() {
+    let c = Cluster::start();
+    let t = make_tenant();
+    c.apply(
+        &tenant_objects(
+            "t5",
+            "t5.localtest.me",
+            &t.ca,
+            &["tls.crt", "tls.key", "ca.crt"],
+        ),
+        &[],
+    );
+    let cm = t.ca.client("system:kube-controller-manager", &[]).unwrap();
+    c.apply(
+        &controller_manager("t5", "good", "https://t5.t5:443", &t.ca, &cm),
+        &[],
+    );
+    let stranger = Authority::new("other-ca").unwrap();
+    let outsider = stranger
+        .client("system:kube-controller-manager", &[])
+        .unwrap();
+    c.apply(
+        &controller_manager("t5", "foreign", "https://t5.t5:443", &t.ca, &outsider),
+        &[],
+    );
+    c.apply(
+        &controller_manager("t5", "distrustful", "https://t5.t5:443", &stranger, &cm),
+        &[],
+    );
+    let out = c.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/good",
+        "-n",
+        "t5",
+        "--timeout=40s",
+    ]);
+    assert!(out.status.success(), "{}", last_crash(&c, "t5", "good"));
+    // A client certificate the tenant does not accept, and a server certificate
+    // the kubeconfig does not trust: each crash-loops with its reason.
+    assert!(eventually(30, || last_crash(&c, "t5", "foreign")
+        .contains("failed to reach the API server")));
+    assert!(eventually(30, || last_crash(&c, "t5", "distrustful").contains("tls:")));
+    let foreign = c.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/foreign",
+        "-n",
+        "t5",
+        "--timeout=1s",
+    ]);
+    assert!(!foreign.status.success());
+}
+
+#[test]
+fn a_misspelt_flag_or_missing_service_account_flags_stop_kube_apiserver() {
+    let c = Cluster::start();
+    let t = make_tenant();
+    let objects = tenant_objects(
+        "t6",
+        "t6.localtest.me",
+        &t.ca,
+        &["tls.crt", "tls.key", "ca.crt"],
+    );
+    c.apply(&objects.replace("--tls-cert-file=", "--tls-cert-fil="), &[]);
+    assert!(eventually(15, || last_crash(&c, "t6", "apiserver")
+        == "Error: unknown flag: --tls-cert-fil"));
+    let without_sa: String = objects
+        .replace("t6", "t7")
+        .lines()
+        .filter(|l| !l.contains("--service-account-"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    c.apply(&without_sa, &[]);
+    assert!(eventually(15, || last_crash(&c, "t7", "apiserver")
+        == "Error: [service-account-issuer is a required flag, --service-account-signing-key-file and --service-account-issuer are required flags]"));
 }

@@ -358,3 +358,85 @@ fn ecdsa_generation_is_lean() {
         "{per:?} per bundle"
     );
 }
+
+/// Decodes `bytes` as `T` with x509-cert and re-encodes it: DER has exactly one
+/// encoding per value, and the encoder omits DEFAULT values, so any difference
+/// (an encoded `cA: FALSE`, a long-form length, a non-canonical boolean) is a
+/// certificate that strict parsers such as Go's or Python's `cryptography` refuse.
+fn canonical<'a, T>(what: &str, bytes: &'a [u8]) -> T
+where
+    T: x509_cert::der::Decode<'a> + x509_cert::der::Encode,
+{
+    let value = T::from_der(bytes).unwrap_or_else(|e| panic!("{what}: not DER: {e}"));
+    let again = value.to_der().unwrap();
+    assert!(again == bytes, "{what}: not in DER's one encoding");
+    value
+}
+
+/// Checks the certificate in `pem` and each extension the operator writes with
+/// [`canonical`], and that only CAs carry BasicConstraints (kubeadm's leaves do not).
+fn assert_strict_der(what: &str, pem: &str) {
+    use x509_cert::ext::pkix::{
+        AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName,
+        SubjectKeyIdentifier,
+    };
+    let bytes = der(pem);
+    let cert: x509_cert::Certificate = canonical(what, &bytes);
+    let mut seen = Vec::new();
+    for ext in cert.tbs_certificate.extensions.iter().flatten() {
+        let value = ext.extn_value.as_bytes();
+        let oid = ext.extn_id.to_string();
+        let label = format!("{what}: extension {oid}");
+        match oid.as_str() {
+            "2.5.29.19" => {
+                let b: BasicConstraints = canonical(&label, value);
+                assert!(b.ca, "{what}: a BasicConstraints on a leaf");
+            }
+            "2.5.29.15" => drop(canonical::<KeyUsage>(&label, value)),
+            "2.5.29.37" => drop(canonical::<ExtendedKeyUsage>(&label, value)),
+            "2.5.29.17" => drop(canonical::<SubjectAltName>(&label, value)),
+            "2.5.29.14" => drop(canonical::<SubjectKeyIdentifier>(&label, value)),
+            "2.5.29.35" => drop(canonical::<AuthorityKeyIdentifier>(&label, value)),
+            other => panic!("{what}: unexpected extension {other}"),
+        }
+        seen.push(oid);
+    }
+    assert!(seen.contains(&"2.5.29.14".to_string()), "{what}: an SKI");
+}
+
+/// Every certificate the operator generates, of every type and algorithm:
+/// the control-plane bundle, its client certificates and the k3s CAs.
+#[test]
+fn every_certificate_is_strict_der() {
+    for algorithm in [PkiAlgorithm::EcdsaP256, PkiAlgorithm::Rsa2048] {
+        let cfg = PkiConfig {
+            algorithm,
+            ..PkiConfig::default()
+        };
+        let pki = ControlPlanePki::generate(&names(), &cfg, now()).unwrap();
+        let k3s = K3sCas::generate(&cfg, now()).unwrap();
+        let mut pems: Vec<(String, String)> = Vec::new();
+        let data = [pki.to_secret_data(), k3s.to_secret_data()];
+        for (key, value) in data.iter().flatten() {
+            let text = String::from_utf8_lossy(&value.0).into_owned();
+            if text.contains("BEGIN CERTIFICATE") {
+                pems.push((key.clone(), text));
+            }
+        }
+        let clients = [
+            (&pki.ca, ClientIdentity::admin()),
+            (&pki.ca, ClientIdentity::controller_manager()),
+            (&k3s.client_ca, K3sCas::admin_identity()),
+        ];
+        for (ca, who) in clients {
+            let issued = ca.issue_client(&who, &cfg, now()).unwrap();
+            pems.push((who.role.to_string(), issued.cert_pem));
+        }
+        // Three CAs and three leaves of the bundle, three k3s CAs, three clients.
+        let names: Vec<&str> = pems.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(pems.len(), 11, "{names:?}");
+        for (what, pem) in &pems {
+            assert_strict_der(&format!("{algorithm:?} {what}"), pem);
+        }
+    }
+}

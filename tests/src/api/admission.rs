@@ -6,11 +6,13 @@
 
 use serde_json::{Value, json};
 
+use super::policy::Admission;
 use super::{
     Api, Target, has_generation, meta_mut, name_of, normalize_metadata, same_object, spec_part,
 };
 use crate::apply;
 use crate::defaults;
+use crate::immutable;
 use crate::merge_keys::MergeKeys;
 use crate::meta;
 use crate::resources::ResourceType;
@@ -77,6 +79,9 @@ impl Api {
         strict: bool,
     ) -> Result<(), ApiError> {
         let name = name_of(obj).unwrap_or_default().to_string();
+        if let Some(old) = old {
+            immutable::carry_allocated(&rt.group, &rt.plural, obj, old);
+        }
         let mut causes: Vec<(String, String, String)> = Vec::new();
         if let Some(schema) = rt.schema() {
             let before = strict.then(|| obj.clone());
@@ -150,6 +155,7 @@ impl Api {
         old: &Value,
         mut new: Value,
         subresource: Option<&str>,
+        adm: &Admission<'_>,
         manager: Option<&str>,
         keys: &dyn MergeKeys,
         strict: bool,
@@ -211,6 +217,7 @@ impl Api {
         }
         if subresource != Some("status") {
             self.admit(rt, &mut new, Some(old), strict)?;
+            self.enforce(rt, &new, Some(old), adm)?;
         } else if let Some(schema) = rt.schema() {
             schema::prune(schema, &mut new);
             let errors = schema::validate(schema, &new, Some(old));

@@ -27,6 +27,8 @@ impl Api {
         writer: &Writer,
     ) -> Result<(u16, Value), ApiError> {
         let rt = &t.rt;
+        // A POST names no object; an apply that creates does, in its URL.
+        let request_name = t.name.clone();
         let mut obj = body;
         self.check_type(rt, &mut obj)?;
         let meta = meta_mut(&mut obj);
@@ -85,6 +87,8 @@ impl Api {
             o.remove("status");
         }
         self.admit(rt, &mut obj, None, strict(p))?;
+        let adm = self.admission(rt, &t.namespace, request_name.as_deref(), writer);
+        self.enforce(rt, &obj, None, &adm)?;
         normalize_metadata(&mut obj);
         let keys = merge_keys_for(rt);
         apply::record_update(
@@ -145,7 +149,7 @@ impl Api {
         let keys = merge_keys_for(rt);
         let base = content_type.split(';').next().unwrap_or_default().trim();
         if base == "application/apply-patch+yaml" {
-            return self.server_side_apply(t, body, p, keys.as_ref());
+            return self.server_side_apply(t, body, p, keys.as_ref(), writer);
         }
         let doc = parse_body(body, false)?;
         if base == "application/strategic-merge-patch+json" && rt.is_crd() {
@@ -194,6 +198,8 @@ impl Api {
         let name = t.name.clone().unwrap_or_default();
         let dry = p.dry_run();
         let mut outcome = None;
+        // Read before the store's lock is taken: the write's closure runs under it.
+        let adm = self.admission(rt, &t.namespace, Some(&name), writer);
         let committed = self
             .store
             .mutate(&rt.storage_key(), &t.namespace, &name, |cur, _| {
@@ -209,6 +215,7 @@ impl Api {
                     old,
                     proposed,
                     t.subresource.as_deref(),
+                    &adm,
                     Some(&writer.manager),
                     keys,
                     strict(p),
@@ -228,6 +235,7 @@ impl Api {
         body: &[u8],
         p: &Params,
         keys: &dyn MergeKeys,
+        writer: &Writer,
     ) -> Result<(u16, Value), ApiError> {
         let rt = &t.rt;
         let name = t.name.clone().unwrap_or_default();
@@ -274,8 +282,10 @@ impl Api {
                 keys,
             })
             .map_err(|e| apply_error(rt, &name, e))?;
+            // The apply already recorded the applier's fields.
             let writer = Writer {
                 manager: String::new(),
+                ..writer.clone()
             };
             let mut body = created;
             if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -288,6 +298,7 @@ impl Api {
         }
         let dry = p.dry_run();
         let mut outcome = None;
+        let adm = self.admission(rt, &t.namespace, Some(&name), writer);
         let committed = self
             .store
             .mutate(&rt.storage_key(), &t.namespace, &name, |cur, _| {
@@ -322,7 +333,7 @@ impl Api {
                 {
                     merged["status"] = s.clone();
                 }
-                let change = self.settle(rt, old, merged, sub, None, keys, strict(p))?;
+                let change = self.settle(rt, old, merged, sub, &adm, None, keys, strict(p))?;
                 finish(change, dry, old, &mut outcome)
             })?;
         self.after_write(rt, &committed.object, dry);

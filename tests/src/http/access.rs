@@ -12,9 +12,8 @@ use super::AppState;
 use crate::api::Target;
 use crate::auth::{Claims, User};
 use crate::meta;
-use crate::rbac::{self, Attributes, RbacSource, UserInfo};
+use crate::rbac::{self, Attributes, UserInfo};
 use crate::status::ApiError;
-use crate::store::Store;
 
 /// Who sent the request: certificate, bearer token, or nobody.
 pub(super) fn authenticate(
@@ -72,7 +71,7 @@ pub(super) fn user_info(user: &User) -> UserInfo {
 }
 
 pub(super) fn allowed(state: &AppState, user: &User, attrs: &Attributes) -> bool {
-    user.is_master() || rbac::authorize(&user_info(user), attrs, &StoreRbac(&state.api.store))
+    user.is_master() || rbac::authorize(&user_info(user), attrs, &*state.api.store)
 }
 
 pub(super) fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static str {
@@ -86,42 +85,6 @@ pub(super) fn verb_of(method: &Method, has_name: bool, watch: bool) -> &'static 
         Method::DELETE if has_name => "delete",
         Method::DELETE => "deletecollection",
         _ => "unknown",
-    }
-}
-
-/// RBAC objects straight from the store.
-struct StoreRbac<'a>(&'a Store);
-
-impl RbacSource for StoreRbac<'_> {
-    fn cluster_roles(&self) -> Vec<Value> {
-        let (mut items, _) = self
-            .0
-            .list("rbac.authorization.k8s.io/clusterroles", None, None);
-        let mut out: Vec<Value> = items.drain(..).map(|o| (*o).clone()).collect();
-        out.extend(rbac::bootstrap_cluster_roles());
-        out
-    }
-    fn cluster_role_bindings(&self) -> Vec<Value> {
-        let (items, _) = self
-            .0
-            .list("rbac.authorization.k8s.io/clusterrolebindings", None, None);
-        let mut out: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
-        out.extend(rbac::bootstrap_cluster_role_bindings());
-        out
-    }
-    fn roles(&self, namespace: &str) -> Vec<Value> {
-        let (items, _) = self
-            .0
-            .list("rbac.authorization.k8s.io/roles", Some(namespace), None);
-        items.iter().map(|o| (**o).clone()).collect()
-    }
-    fn role_bindings(&self, namespace: &str) -> Vec<Value> {
-        let (items, _) = self.0.list(
-            "rbac.authorization.k8s.io/rolebindings",
-            Some(namespace),
-            None,
-        );
-        items.iter().map(|o| (**o).clone()).collect()
     }
 }
 
@@ -195,7 +158,7 @@ pub(super) fn review(
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            out["status"] = rbac::rules_review(&user_info(user), &ns, &StoreRbac(&state.api.store));
+            out["status"] = rbac::rules_review(&user_info(user), &ns, &*state.api.store);
         }
         "selfsubjectreviews" => {
             out["status"] = json!({"userInfo": {"username": user.name, "groups": user.groups}});

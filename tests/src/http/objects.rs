@@ -12,7 +12,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 
-use super::access::{review, token_request};
+use super::access::{review, token_request, user_info};
 use super::{AppState, Body, full, header, json_response, read_body};
 use crate::api::{self, Api, Params, Target, Writer};
 use crate::auth::User;
@@ -32,7 +32,8 @@ pub(super) async fn object_request(
 ) -> Result<Response<Body>, ApiError> {
     let api = &state.api;
     let content_type = header(&req, "content-type").to_string();
-    let writer = writer_for(&params, header(&req, "user-agent"));
+    let mut writer = writer_for(&params, header(&req, "user-agent"));
+    writer.user = Some(user_info(user));
     let how = rendering(accept);
     if target.rt.verbs == ["create"] {
         if verb != "create" {
@@ -145,7 +146,15 @@ pub(super) async fn object_request(
     } else {
         value
     };
-    Ok(json_response(code, &value))
+    let mut response = json_response(code, &value);
+    for warning in writer.warnings.take() {
+        // RFC 7234 warn-code 299, agent "-", the text as a quoted string.
+        let text = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            response.headers_mut().append(hyper::header::WARNING, v);
+        }
+    }
+    Ok(response)
 }
 
 /// The field manager of a non-apply write: `fieldManager`, else the
@@ -163,7 +172,7 @@ fn writer_for(params: &Params, user_agent: &str) -> Writer {
                 prefix.chars().take(128).collect()
             }
         });
-    Writer { manager }
+    Writer::system(manager)
 }
 
 #[derive(PartialEq)]

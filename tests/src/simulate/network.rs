@@ -216,9 +216,7 @@ pub(super) fn sync_endpoints(ctx: &Ctx, ns: &str, name: &str) {
                 &t,
                 updated,
                 &crate::api::Params::default(),
-                &crate::api::Writer {
-                    manager: CONTROLLER_MANAGER.into(),
-                },
+                &crate::api::Writer::system(CONTROLLER_MANAGER),
             )
         });
     if let Err(e) = result {

@@ -118,6 +118,46 @@ impl Cluster {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// A kubeconfig that authenticates as ServiceAccount `namespace/name` with a
+    /// TokenRequest token, its context defaulting to `namespace`.
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
+        let token = self.ok(&["create", "token", name, "-n", namespace]);
+        let admin: serde_json::Value = serde_saphyr::from_str(self.env().kubeconfig()).unwrap();
+        let cluster = &admin["clusters"][0]["cluster"];
+        let server = cluster["server"].as_str().unwrap();
+        let ca = cluster["certificate-authority-data"].as_str().unwrap();
+        self.kubeconfig_file(
+            &format!("sa-{namespace}-{name}"),
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {name}\n  user:\n    token: {}\ncontexts:\n- name: t\n  context: {{cluster: t, user: {name}, namespace: {namespace}}}\ncurrent-context: t\n",
+                token.trim()
+            ),
+        )
+    }
+
+    /// Runs kubectl with another kubeconfig and `input` on stdin.
+    pub fn kubectl_as_with_stdin(
+        &self,
+        kubeconfig: &std::path::Path,
+        args: &[&str],
+        input: &str,
+    ) -> Output {
+        let mut child = self
+            .command(kubeconfig, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
     pub fn client(&self) -> kube::Client {
         self.rt.block_on(self.env().client()).unwrap()
     }
