@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::names::FIELD_MANAGER;
+use crate::names::{FIELD_MANAGER, FIELD_MANAGER_HOOKS};
 
 /// Applies objects for one operator process.
 #[derive(Clone)]
@@ -98,6 +98,28 @@ impl Applier {
         desired: &DynamicObject,
         ar: &ApiResource,
     ) -> Result<DynamicObject> {
+        self.apply_as(desired, ar, &PatchParams::apply(FIELD_MANAGER).force())
+            .await
+    }
+
+    /// What a PostCreateHook writes: under its own field manager and
+    /// without `force`, so a field another manager (the operator) owns is a
+    /// conflict, never taken over.
+    pub async fn apply_hook_object(
+        &self,
+        desired: &DynamicObject,
+        ar: &ApiResource,
+    ) -> Result<DynamicObject> {
+        self.apply_as(desired, ar, &PatchParams::apply(FIELD_MANAGER_HOOKS))
+            .await
+    }
+
+    async fn apply_as(
+        &self,
+        desired: &DynamicObject,
+        ar: &ApiResource,
+        params: &PatchParams,
+    ) -> Result<DynamicObject> {
         let name = desired.name_any();
         let ns = desired.namespace();
         let what = describe(&ar.kind, ns.as_deref(), &name);
@@ -123,13 +145,9 @@ impl Applier {
             }
         }
         self.metrics.write(&ar.kind);
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&value),
-        )
-        .await
-        .map_err(|e| Error::api(format!("applying {what}"), e))
+        api.patch(&name, params, &Patch::Apply(&value))
+            .await
+            .map_err(|e| Error::api(format!("applying {what}"), e))
     }
 
     /// Reads an object; `None` when it does not exist.

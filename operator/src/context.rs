@@ -12,6 +12,7 @@ use kube::{Client, Resource};
 use crate::api::ControlPlane;
 use crate::apply::Applier;
 use crate::config::{Exposure, OperatorConfig};
+use crate::hooks::grants::ExtraRules;
 use crate::hooks::policy::ClusterKinds;
 use crate::hooks::render::Renderer;
 use crate::hooks::run::Discovered;
@@ -52,6 +53,8 @@ pub struct Settings {
     pub rerender_hooks: bool,
     /// Cluster-scoped kinds hooks may create.
     pub hook_cluster_kinds: ClusterKinds,
+    /// RBAC rules hooks may grant beyond their own CRDs' resources.
+    pub hook_extra_rules: ExtraRules,
 }
 
 impl Default for Settings {
@@ -66,6 +69,7 @@ impl Default for Settings {
             hook_timeout: Duration::from_secs(600),
             rerender_hooks: false,
             hook_cluster_kinds: ClusterKinds::default(),
+            hook_extra_rules: ExtraRules::default(),
         }
     }
 }
@@ -138,7 +142,7 @@ impl Context {
         let event = Event {
             type_,
             reason: reason.into(),
-            note: Some(note),
+            note: Some(crate::error::redact(&note)),
             action: reason.into(),
             secondary: None,
         };

@@ -8,9 +8,10 @@
 //! is deleted and created again on a later pass.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
 
 use crate::api::ControlPlane;
 use crate::builders::postgres::{self, Database, DbJob, Instance};
@@ -140,9 +141,57 @@ async fn run_job(ctx: &Context, desired: Job) -> Result<JobState> {
     Ok(JobState::Pending(format!("{what} is running")))
 }
 
+/// `cp` with the name of its database in [`names::ANNOTATION_DATABASE`]:
+/// the recorded one; else, for a tenant made before names were recorded,
+/// the role in its `kine-database` Secret (which was also the database's
+/// name); else a new prefixed name ([`postgres::database_name`]). With
+/// `record`, a name not recorded yet is written on the ControlPlane before
+/// anything is provisioned under it.
+async fn with_database_name(
+    ctx: &Context,
+    cp: &ControlPlane,
+    record: bool,
+) -> Result<ControlPlane> {
+    if cp
+        .annotations()
+        .get(names::ANNOTATION_DATABASE)
+        .is_some_and(|n| !n.is_empty())
+    {
+        return Ok(cp.clone());
+    }
+    let cp_name = cp.name_any();
+    let existing = ctx
+        .applier
+        .get::<Secret>(Some(&names::namespace_of(&cp_name)), names::SECRET_DATABASE)
+        .await?
+        .and_then(|s| s.data?.get(names::KEY_DB_USER).cloned())
+        .and_then(|v| String::from_utf8(v.0).ok())
+        .filter(|n| !n.is_empty());
+    let name = postgres::pick_database_name(&cp_name, existing.as_deref());
+    if record {
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {names::ANNOTATION_DATABASE: name}}});
+        Api::<ControlPlane>::all(ctx.client.clone())
+            .patch(&cp_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| {
+                Error::api(
+                    format!("recording the database name of ControlPlane {cp_name}"),
+                    e,
+                )
+            })?;
+        ctx.metrics.write("ControlPlane/metadata");
+    }
+    let mut cp = cp.clone();
+    cp.annotations_mut()
+        .insert(names::ANNOTATION_DATABASE.into(), name);
+    Ok(cp)
+}
+
 /// Provisions the database and role of `cp`; returns the credentials'
 /// state and the database description for kine.
 pub async fn ensure(ctx: &Context, cp: &ControlPlane) -> Result<(Database, JobState)> {
+    let cp = &with_database_name(ctx, cp, true).await?;
     let db = postgres::database_for(cp, &ctx.config);
     ensure_server(ctx, cp, &db).await?;
     let cp_name = cp.name_any();
@@ -168,6 +217,7 @@ pub async fn ensure(ctx: &Context, cp: &ControlPlane) -> Result<(Database, JobSt
 /// Drops the database and role of `cp` (shared server only: a dedicated
 /// instance goes away with the namespace).
 pub async fn teardown(ctx: &Context, cp: &ControlPlane) -> Result<JobState> {
+    let cp = &with_database_name(ctx, cp, false).await?;
     let db = postgres::database_for(cp, &ctx.config);
     if db.dedicated {
         return Ok(JobState::Done);

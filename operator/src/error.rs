@@ -116,5 +116,72 @@ impl Error {
     }
 }
 
+/// `message` without the values kube-apiserver quotes in validation errors
+/// (`Invalid value: "…"`, `Unsupported value: …`, `Duplicate value: …`):
+/// a hook's rendered object may carry a variable's value there, and
+/// conditions and Events are readable by more people than Secrets are.
+pub fn redact(message: &str) -> String {
+    const MARKERS: [&str; 3] = [
+        "Invalid value: ",
+        "Unsupported value: ",
+        "Duplicate value: ",
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some((at, marker)) = MARKERS
+        .iter()
+        .filter_map(|m| rest.find(m).map(|i| (i, *m)))
+        .min_by_key(|(i, _)| *i)
+    {
+        out.push_str(&rest[..at]);
+        out.push_str(marker.trim_end_matches(": "));
+        out.push_str(" (value not shown)");
+        let value = &rest[at + marker.len()..];
+        rest = if let Some(quoted) = value.strip_prefix('"') {
+            // A Go %q string: ends at the first quote not escaped.
+            let mut escaped = false;
+            let end = quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let end = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map_or(quoted.len(), |(i, _)| i + 1);
+            &quoted[end..]
+        } else {
+            // Unquoted (numbers, lists, maps): up to the detail after ": ".
+            value.find(": ").map_or("", |i| &value[i..])
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Result of a reconcile step.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_are_cut_from_api_messages() {
+        let m = r#"applying Job cp1-system/j: Job.batch "j" is invalid: spec.template.spec.containers[0].image: Invalid value: "s3cr\"et: x": must not contain spaces, metadata.labels: Invalid value: 12345: too long"#;
+        let r = redact(m);
+        assert!(!r.contains("s3cr") && !r.contains("12345"), "{r}");
+        assert!(
+            r.contains(
+                "containers[0].image: Invalid value (value not shown): must not contain spaces"
+            ),
+            "{r}"
+        );
+        assert!(r.contains("Job cp1-system/j"), "{r}");
+        let u = redact(r#"spec.type: Unsupported value: "pw": supported values: "A""#);
+        assert_eq!(
+            u,
+            r#"spec.type: Unsupported value (value not shown): supported values: "A""#
+        );
+        assert_eq!(redact("nothing to hide"), "nothing to hide");
+    }
+}

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use kubeflex_operator::config::{ExposureMode, OperatorConfig, PkiAlgorithm};
 use kubeflex_operator::context::Settings;
+use kubeflex_operator::hooks::grants::ExtraRules;
 use kubeflex_operator::hooks::policy::ClusterKinds;
 use kubeflex_operator::metrics::{self, Metrics};
 use kubeflex_operator::telemetry::{self, LogFormat};
@@ -102,6 +103,12 @@ struct RunArgs {
     /// `Kind.group` (`Kind` for the core group); empty: none.
     #[arg(long, env = "KFLEX_HOOK_CLUSTER_KINDS", default_value = kubeflex_operator::hooks::policy::DEFAULT_CLUSTER_KINDS)]
     hook_cluster_kinds: String,
+    /// RBAC rules PostCreateHooks may grant beyond the resources of the
+    /// CRDs they create, `resource[.group]:verb[,verb]` separated by `;`
+    /// (e.g. `nodes:get,list`); empty: none. Each is a deliberate widening
+    /// of what a tenant's hook can do in the hosting cluster.
+    #[arg(long, env = "KFLEX_HOOK_EXTRA_RULES", default_value = "")]
+    hook_extra_rules: String,
 }
 
 /// `600`, `600s`, `10m` or `1h`.
@@ -180,13 +187,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         config.pki.algorithm = algorithm;
         config.vcluster.service_cidr = args.vcluster_service_cidr.clone();
-        tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, hook_cluster_kinds = %ClusterKinds::parse(&args.hook_cluster_kinds), "starting");
+        let hook_extra_rules =
+            ExtraRules::parse(&args.hook_extra_rules).map_err(anyhow::Error::msg)?;
+        tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, hook_cluster_kinds = %ClusterKinds::parse(&args.hook_cluster_kinds), hook_extra_rules = %hook_extra_rules, "starting");
         let settings = Settings {
             ready_requeue: Duration::from_secs(args.ready_requeue_seconds),
             concurrency: args.concurrency,
             hook_timeout: args.hook_timeout,
             rerender_hooks: args.rerender_hooks,
             hook_cluster_kinds: ClusterKinds::parse(&args.hook_cluster_kinds),
+            hook_extra_rules,
             ..Settings::default()
         };
         let client = client(args.kubeconfig.as_ref()).await?;

@@ -55,6 +55,10 @@ pub const ANNOTATION_RERENDER: &str = "kflex.kubestellar.org/rerender";
 /// On a ControlPlane: JSON map of hook name to the hash of its rendered
 /// objects as last applied (notices a changed template).
 pub const ANNOTATION_HOOK_HASHES: &str = "kflex.kubestellar.org/post-create-hook-hashes";
+/// On a ControlPlane: the name of its PostgreSQL database and role, recorded
+/// when first provisioned and always used after (new tenants get a prefixed
+/// name; tenants made before keep theirs).
+pub const ANNOTATION_DATABASE: &str = "kflex.kubestellar.org/database";
 /// Field manager of what hooks write on the ControlPlane itself (the hook's
 /// labels, the hash annotation), apart from the GitOps reconciler's and ours.
 pub const FIELD_MANAGER_HOOKS: &str = "kubeflex-operator-hooks";

@@ -118,6 +118,29 @@ pub struct Profile {
     pub needs_pki: bool,
     /// Needs a PostgreSQL database (kine).
     pub needs_database: bool,
+    /// Pod Security level `<cp>-system` enforces (`restricted` is always
+    /// what it warns and audits about).
+    pub pod_security: PodSecurity,
+}
+
+/// A Pod Security Standards level, as the namespace label's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodSecurity {
+    /// No privileged, host-namespace or hostPath pods: what the operator's
+    /// own pods and KubeFlex's sample hook Jobs need at most.
+    Baseline,
+    /// Anything goes.
+    Privileged,
+}
+
+impl PodSecurity {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Privileged => "privileged",
+        }
+    }
 }
 
 /// `Ready` message for `ocm`.
@@ -140,6 +163,7 @@ impl Profile {
             exposed: false,
             needs_pki: false,
             needs_database: false,
+            pod_security: PodSecurity::Baseline,
         };
         match type_ {
             ControlPlaneType::K8s => Profile {
@@ -186,6 +210,11 @@ impl Profile {
                 }),
                 in_cluster_server: InClusterServer::Service(DnsForm::Svc),
                 exposed: true,
+                // The k3s server runs privileged (it runs its own containerd and
+                // cgroups, as KubeFlex's chart does): baseline would refuse
+                // its pod. Hooks' pods are held to baseline regardless
+                // (hooks::pods).
+                pod_security: PodSecurity::Privileged,
                 ..none
             },
             ControlPlaneType::Vcluster => Profile {

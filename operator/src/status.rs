@@ -97,7 +97,8 @@ struct Desired<'a> {
 
 /// Replaces or adds a condition, keeping timestamps when nothing changed
 /// (`lastUpdateTime`) or the status did not (`lastTransitionTime`).
-fn upsert(conditions: &mut Vec<ControlPlaneCondition>, d: Desired<'_>, now: &Time) {
+fn upsert(conditions: &mut Vec<ControlPlaneCondition>, mut d: Desired<'_>, now: &Time) {
+    d.message = crate::error::redact(&d.message);
     let new = |transition: Time| ControlPlaneCondition {
         type_: d.type_.into(),
         status: d.status.into(),

@@ -170,6 +170,10 @@ fn controlplane_schema_validates_type_and_defaults() {
     assert_eq!(ty["x-kubernetes-validations"][0]["rule"], "self == oldSelf");
     assert_eq!(spec["required"], serde_json::json!(["type"]));
     assert_eq!(
+        spec["x-kubernetes-validations"][0]["message"],
+        "backend is immutable"
+    );
+    assert_eq!(
         spec["properties"]["backend"]["enum"],
         serde_json::json!(["shared", "dedicated"])
     );

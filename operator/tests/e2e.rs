@@ -125,6 +125,7 @@ async fn k8s_control_plane_end_to_end() {
         "the operator wrote while idle"
     );
     let _ = before;
+    h.assert_no_secret_leaked().await;
 
     // Delete: everything goes.
     h.delete_cp("alpha").await;
@@ -390,13 +391,16 @@ async fn k3s_kubeconfigs_reach_the_tenant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_control_plane_adopts_refreshes_and_cleans_up() {
     let h = Harness::start().await;
-    // The cluster to adopt: another testenv.
+    // The cluster to adopt: another testenv, adopted by two control planes.
     let adopted = kubeflex_testenv::TestEnv::builder().start().await.unwrap();
     let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
-    let s: Secret = serde_json::from_value(serde_json::json!({"metadata": {"name": "boot"}, "stringData": {"kubeconfig-incluster": adopted.kubeconfig()}})).unwrap();
-    secrets.create(&Default::default(), &s).await.unwrap();
-    h.create_cp(&format!("{}  bootstrapSecretRef: {{namespace: default, name: boot, inClusterKey: kubeconfig-incluster}}\n", cp_yaml("ext", "external"))).await;
+    for (cp, boot) in [("ext", "boot"), ("ext2", "boot2")] {
+        let s: Secret = serde_json::from_value(serde_json::json!({"metadata": {"name": boot}, "stringData": {"kubeconfig-incluster": adopted.kubeconfig()}})).unwrap();
+        secrets.create(&Default::default(), &s).await.unwrap();
+        h.create_cp(&format!("{}  bootstrapSecretRef: {{namespace: default, name: {boot}, inClusterKey: kubeconfig-incluster}}\n", cp_yaml(cp, "external"))).await;
+    }
     let cp = h.wait_ready("ext", 30).await;
+    h.wait_ready("ext2", 30).await;
     let r = cp.status.unwrap().secret_ref.unwrap();
     assert_eq!(
         (r.name.as_str(), r.key.as_str(), r.in_cluster_key.as_str()),
@@ -406,14 +410,15 @@ async fn external_control_plane_adopts_refreshes_and_cleans_up() {
         secrets.get_opt("boot").await.unwrap().is_none(),
         "the bootstrap Secret was kept"
     );
+    // Each control plane has its own ServiceAccount and binding.
     let adopted_client = adopted.client().await.unwrap();
     let crbs: Api<ClusterRoleBinding> = Api::all(adopted_client.clone());
-    assert!(
-        crbs.get_opt("kubeflex-clusterrolebinding")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(adopted_client, "kube-system");
+    for name in ["kubeflex-ext", "kubeflex-ext2"] {
+        assert!(crbs.get_opt(name).await.unwrap().is_some(), "{name}");
+        assert!(sas.get_opt(name).await.unwrap().is_some(), "{name}");
+    }
     // The stored kubeconfig works against the adopted cluster.
     let yaml = h
         .secret_text("ext-system", "admin-kubeconfig", "kubeconfig-incluster")
@@ -421,30 +426,33 @@ async fn external_control_plane_adopts_refreshes_and_cleans_up() {
     let path = h.write("ext-admin", &yaml);
     let out = ok(&h.kubectl(&path, &["get", "namespaces"]).await);
     assert!(out.contains("kube-system"), "{out}");
-    let token = serde_json::to_string(&yaml).unwrap();
     h.delete_cp("ext").await;
     h.eventually("ext to be gone", 30, || async {
         h.cps().get_opt("ext").await.unwrap().is_none()
     })
     .await;
+    // Only its own objects went; the other control plane keeps its access.
     assert!(
-        crbs.get_opt("kubeflex-clusterrolebinding")
-            .await
-            .unwrap()
-            .is_none(),
+        crbs.get_opt("kubeflex-ext").await.unwrap().is_none(),
         "adopted binding left behind"
     );
-    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
-        Api::namespaced(adopted_client, "kube-system");
     assert!(
-        sas.get_opt("kubeflex").await.unwrap().is_none(),
+        sas.get_opt("kubeflex-ext").await.unwrap().is_none(),
         "adopted ServiceAccount left behind"
     );
-    let minted = yaml
-        .lines()
-        .find(|l| l.trim_start().starts_with("token:"))
-        .map(|l| l.trim().trim_start_matches("token:").trim().to_string())
-        .unwrap();
-    let _ = token;
-    assert_logs_clean(&[minted]);
+    assert!(crbs.get_opt("kubeflex-ext2").await.unwrap().is_some());
+    assert!(sas.get_opt("kubeflex-ext2").await.unwrap().is_some());
+    let yaml2 = h
+        .secret_text("ext2-system", "admin-kubeconfig", "kubeconfig-incluster")
+        .await;
+    let path2 = h.write("ext2-admin", &yaml2);
+    let out = ok(&h.kubectl(&path2, &["get", "namespaces"]).await);
+    assert!(out.contains("kube-system"), "{out}");
+    let token_of = |yaml: &str| {
+        yaml.lines()
+            .find(|l| l.trim_start().starts_with("token:"))
+            .map(|l| l.trim().trim_start_matches("token:").trim().to_string())
+            .unwrap()
+    };
+    assert_logs_clean(&[token_of(&yaml), token_of(&yaml2)]);
 }

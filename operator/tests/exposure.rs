@@ -165,7 +165,7 @@ async fn dedicated_backend_gets_its_own_database() {
     let admin_password = secret_value(&admin, "postgres-password");
     let creds = h.secret(ns, "kine-database").await.unwrap();
     let password = secret_value(&creds, "password");
-    assert_eq!(secret_value(&creds, "username"), "ded");
+    assert_eq!(secret_value(&creds, "username"), "kflex_ded");
     assert!(admin_password.len() >= 16 && password.len() >= 16);
     assert_ne!(admin_password, password);
 
@@ -181,7 +181,7 @@ async fn dedicated_backend_gets_its_own_database() {
     let at = command.iter().position(|a| a == "--endpoint").unwrap();
     assert_eq!(
         command[at + 1],
-        "postgres://ded@postgres.ded-system.svc:5432/ded?sslmode=disable"
+        "postgres://kflex_ded@postgres.ded-system.svc:5432/kflex_ded?sslmode=disable"
     );
     let pgpassword = kine
         .env
@@ -306,4 +306,180 @@ async fn dedicated_backend_gets_its_own_database() {
     );
 
     assert_logs_clean(&[password, admin_password]);
+}
+
+/// Routes of `ns` (the Route API as testenv serves it).
+async fn routes_in(h: &Harness, ns: &str) -> Vec<String> {
+    let routes: Api<DynamicObject> = Api::namespaced_with(
+        h.client.clone(),
+        ns,
+        &kubeflex_operator::builders::exposure::route_resource(),
+    );
+    routes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.metadata.name.unwrap_or_default())
+        .collect()
+}
+
+async fn ingresses_in(h: &Harness, ns: &str) -> Vec<String> {
+    Api::<Ingress>::namespaced(h.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.metadata.name.unwrap_or_default())
+        .collect()
+}
+
+/// An operator restarted with the other exposure mode leaves one object
+/// exposing the tenant: Route → Ingress, then back to Route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_exposure_leaves_one_object() {
+    use kubeflex_operator::config::ExposureMode;
+    let mut h = Harness::start_with(
+        TestEnv::builder().openshift_routes(true),
+        support::settings(),
+    )
+    .await;
+    let (name, ns) = ("sw", "sw-system");
+    h.create_cp(&cp_yaml(name, "")).await;
+    h.wait_ready(name, 90).await;
+    assert_eq!(routes_in(&h, ns).await, [name]);
+    assert!(ingresses_in(&h, ns).await.is_empty());
+
+    for (mode, want_routes, want_ingresses) in
+        [(ExposureMode::Ingress, 0, 1), (ExposureMode::Route, 1, 0)]
+    {
+        h.stop_operator().await;
+        let mut config = support::config();
+        config.exposure = mode;
+        h.start_operator_with(config);
+        // A change of spec makes the next pass run at once.
+        h.cps()
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(
+                    serde_json::json!({"metadata": {"labels": {"pass": format!("{mode:?}")}}}),
+                ),
+            )
+            .await
+            .unwrap();
+        h.eventually(
+            &format!("one object after switching to {mode:?}"),
+            60,
+            || async {
+                routes_in(&h, ns).await.len() == want_routes
+                    && ingresses_in(&h, ns).await.len() == want_ingresses
+            },
+        )
+        .await;
+    }
+    h.assert_no_secret_leaked().await;
+}
+
+/// `spec.backend` cannot change once set, nor be added or removed (absent
+/// is `shared`): the API server refuses it with the CRD's CEL rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_is_immutable() {
+    let h = Harness::start().await;
+    let patch = |backend: serde_json::Value| {
+        let cps = h.cps();
+        async move {
+            cps.patch(
+                "imm",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"spec": {"backend": backend}})),
+            )
+            .await
+        }
+    };
+    h.create_cp(&cp_yaml("imm", "")).await;
+    let err = patch(serde_json::json!("dedicated")).await.unwrap_err();
+    assert!(err.to_string().contains("backend is immutable"), "{err}");
+    // Writing the default explicitly is no change.
+    patch(serde_json::json!("shared")).await.unwrap();
+    let err = patch(serde_json::json!("dedicated")).await.unwrap_err();
+    assert!(err.to_string().contains("backend is immutable"), "{err}");
+    h.create_cp(&cp_yaml("imm2", "  backend: dedicated\n"))
+        .await;
+    let err = h
+        .cps()
+        .patch(
+            "imm2",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"backend": null}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("backend is immutable"), "{err}");
+}
+
+/// A tenant provisioned before database names were prefixed (its
+/// `kine-database` Secret names role `old_cp`) keeps that database: the name
+/// is recorded on the ControlPlane and kine is pointed at it. A new tenant
+/// gets `kflex_<name>`, recorded too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_names_are_recorded_and_an_upgraded_tenant_keeps_its_own() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::PostParams;
+    let h = Harness::start().await;
+    // What today's code left in `old-cp-system` (the namespace and the
+    // Secret; the operator adopts both).
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "old-cp-system"}})).unwrap();
+    Api::<Namespace>::all(h.client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let legacy: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kine-database", "namespace": "old-cp-system"},
+        "stringData": {
+            "username": "old_cp",
+            "password": "legacy-password-0123456789"
+        }
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(h.client.clone(), "old-cp-system")
+        .create(&PostParams::default(), &legacy)
+        .await
+        .unwrap();
+    h.create_cp(&cp_yaml("old-cp", "")).await;
+    h.create_cp(&cp_yaml("new-cp", "")).await;
+    for (name, db) in [("old-cp", "old_cp"), ("new-cp", "kflex_new_cp")] {
+        let cp = h.wait_ready(name, 90).await;
+        assert_eq!(
+            cp.metadata.annotations.as_ref().unwrap()["kflex.kubestellar.org/database"],
+            db
+        );
+        let apiserver = Api::<Deployment>::namespaced(h.client.clone(), &format!("{name}-system"))
+            .get("kube-apiserver")
+            .await
+            .unwrap();
+        let spec = serde_json::to_string(&apiserver.spec).unwrap();
+        assert!(
+            spec.contains(&format!(":5432/{db}?sslmode")),
+            "{name}: {spec}"
+        );
+        let user = secret_value(
+            &h.secret(&format!("{name}-system"), "kine-database")
+                .await
+                .unwrap(),
+            "username",
+        );
+        assert_eq!(user, db);
+        let job = Api::<Job>::namespaced(h.client.clone(), "kubeflex-system")
+            .get(&format!("kflex-db-provision-{name}"))
+            .await
+            .unwrap();
+        let text = serde_json::to_string(&job.spec).unwrap();
+        assert!(text.contains(&format!("'{db}'")), "{name}: {text}");
+    }
+    assert_logs_clean(&["legacy-password-0123456789".into()]);
+    h.assert_no_secret_leaked().await;
 }

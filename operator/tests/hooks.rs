@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use kubeflex_operator::api::{ControlPlane, PostCreateHook};
@@ -311,14 +312,59 @@ async fn hooks_reaching_outside_the_tenant_are_refused_and_write_nothing() {
     assert_eq!(condition(&cp, "Ready").unwrap().0, "True");
 }
 
+/// A hook with a CRD and a ClusterRole reading it, bound to its own
+/// ServiceAccount: the pattern the hook policy keeps working.
+const CRD_READER_HOOK: &str = r#"apiVersion: tenancy.kflex.kubestellar.org/v1alpha1
+kind: PostCreateHook
+metadata:
+  name: rbac
+spec:
+  templates:
+  - apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata:
+      name: "widgets{{ ControlPlaneName }}.example.com"
+    spec:
+      group: example.com
+      scope: Namespaced
+      names:
+        plural: "widgets{{ ControlPlaneName }}"
+        singular: "widget{{ ControlPlaneName }}"
+        kind: "Widget{{ ControlPlaneName }}"
+      versions:
+      - name: v1
+        served: true
+        storage: true
+        schema:
+          openAPIV3Schema:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+  - apiVersion: rbac.authorization.k8s.io/v1
+    kind: ClusterRole
+    metadata:
+      name: "{{ ControlPlaneName }}-reader"
+    rules:
+    - apiGroups: ["example.com"]
+      resources: ["widgets{{ ControlPlaneName }}"]
+      verbs: ["get", "list", "watch"]
+  - apiVersion: rbac.authorization.k8s.io/v1
+    kind: ClusterRoleBinding
+    metadata:
+      name: "{{ ControlPlaneName }}-reader"
+    roleRef:
+      apiGroup: rbac.authorization.k8s.io
+      kind: ClusterRole
+      name: "{{ ControlPlaneName }}-reader"
+    subjects:
+    - kind: ServiceAccount
+      name: default
+      namespace: "{{ Namespace }}"
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_objects_of_a_hook_go_with_the_control_plane() {
     let h = Harness::start().await;
-    create_hook(
-        &h,
-        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: rbac\nspec:\n  templates:\n  - apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRole\n    metadata:\n      name: \"{{ ControlPlaneName }}-reader\"\n    rules:\n    - apiGroups: [\"\"]\n      resources: [\"nodes\"]\n      verbs: [\"get\"]\n  - apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRoleBinding\n    metadata:\n      name: \"{{ ControlPlaneName }}-reader\"\n    roleRef:\n      apiGroup: rbac.authorization.k8s.io\n      kind: ClusterRole\n      name: \"{{ ControlPlaneName }}-reader\"\n    subjects:\n    - kind: ServiceAccount\n      name: default\n      namespace: \"{{ Namespace }}\"\n",
-    )
-    .await;
+    create_hook(&h, CRD_READER_HOOK).await;
     h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: rb\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHook: rbac\n").await;
     h.wait_ready("rb", 60).await;
     let roles = Api::<ClusterRole>::all(h.client.clone());
@@ -340,6 +386,150 @@ async fn cluster_objects_of_a_hook_go_with_the_control_plane() {
             .unwrap()
             .is_none()
     );
+    assert!(
+        Api::<CustomResourceDefinition>::all(h.client.clone())
+            .get_opt("widgetsrb.example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A hook applied in part (the operator stopped between two objects) is
+/// not recorded as run; its cluster objects still go with the ControlPlane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_objects_of_an_unrecorded_hook_go_too() {
+    let h = Harness::start().await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: part\nspec:\n  type: host\n").await;
+    h.wait_ready("part", 60).await;
+    // What a first, interrupted apply of hook `half` leaves: one labelled
+    // ClusterRole, no status entry, no hash annotation.
+    let role: ClusterRole = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "part-left", "labels": {
+            "app.kubernetes.io/managed-by": "kubeflex-operator",
+            "kflex.kubestellar.org/control-plane": "part",
+            "kflex.kubestellar.org/post-create-hook": "half"}},
+        "rules": []
+    }))
+    .unwrap();
+    let roles = Api::<ClusterRole>::all(h.client.clone());
+    roles.create(&Default::default(), &role).await.unwrap();
+    let cp = h.cps().get("part").await.unwrap();
+    assert!(hook_status(&cp, "half").is_none());
+    h.delete_cp("part").await;
+    h.eventually("part to be gone", 60, || async {
+        h.cps().get_opt("part").await.unwrap().is_none()
+    })
+    .await;
+    assert!(roles.get_opt("part-left").await.unwrap().is_none());
+}
+
+/// Each way a hook could take over the hosting cluster, refused as a whole
+/// (its harmless first object is not written either), with the hook, the
+/// template and the rule named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_paths_are_refused_and_write_nothing() {
+    let h = Harness::start().await;
+    let offenders: [(&str, &str, &str); 6] = [
+        (
+            "secrets-reader",
+            "apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRole\n    metadata:\n      name: esc-secrets\n    rules:\n    - apiGroups: [\"\"]\n      resources: [\"secrets\"]\n      verbs: [\"get\", \"list\"]\n  - apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRoleBinding\n    metadata:\n      name: esc-secrets\n    roleRef:\n      apiGroup: rbac.authorization.k8s.io\n      kind: ClusterRole\n      name: esc-secrets\n    subjects:\n    - kind: ServiceAccount\n      name: default\n      namespace: \"{{ Namespace }}\"\n",
+            "#1 ClusterRole/esc-secrets: rule 0 grants get on secrets of group core",
+        ),
+        (
+            "aggregator",
+            "apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRole\n    metadata:\n      name: esc-aggregated\n      labels:\n        rbac.authorization.k8s.io/aggregate-to-admin: \"true\"\n    rules: []\n",
+            "aggregation label rbac.authorization.k8s.io/aggregate-to-admin",
+        ),
+        (
+            "wildcard-role",
+            "apiVersion: rbac.authorization.k8s.io/v1\n    kind: Role\n    metadata:\n      name: esc-all\n    rules:\n    - apiGroups: [\"*\"]\n      resources: [\"*\"]\n      verbs: [\"*\"]\n",
+            "wildcards are refused",
+        ),
+        (
+            "privileged-job",
+            "apiVersion: batch/v1\n    kind: Job\n    metadata:\n      name: esc-priv\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          hostPID: false\n          containers:\n          - name: c\n            image: busybox\n            securityContext:\n              privileged: true\n",
+            "Pod Security baseline: container c is privileged",
+        ),
+        (
+            "host-path-job",
+            "apiVersion: batch/v1\n    kind: Job\n    metadata:\n      name: esc-host\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          volumes:\n          - name: root\n            hostPath:\n              path: /\n          containers:\n          - name: c\n            image: busybox\n",
+            "volume root uses hostPath",
+        ),
+        (
+            "pki-thief",
+            "apiVersion: v1\n    kind: Secret\n    metadata:\n      name: k8s-certs\n    stringData:\n      ca.key: mine\n",
+            "is managed by the operator",
+        ),
+    ];
+    let mut uses = String::new();
+    for (name, object, _) in &offenders {
+        create_hook(
+            &h,
+            &format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: {name}\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: {name}-first\n    data:\n      a: b\n  - {object}"),
+        )
+        .await;
+        uses.push_str(&format!("  - hookName: {name}\n"));
+    }
+    h.create_cp(&format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: esc\nspec:\n  type: host\n  postCreateHooks:\n{uses}"))
+        .await;
+    let cp = h
+        .wait_cp("esc", 60, |cp| {
+            condition(cp, "PostCreateHooks")
+                .is_some_and(|c| c.0 == "False" && c.2.contains("pki-thief"))
+        })
+        .await;
+    let message = condition(&cp, "PostCreateHooks").unwrap().2;
+    for (name, _, why) in &offenders {
+        assert!(
+            message.contains(&format!("PostCreateHook {name} refused")),
+            "{name}: {message}"
+        );
+        assert!(message.contains(why), "{name}: {message}");
+        let first = Api::<ConfigMap>::namespaced(h.client.clone(), "esc-system")
+            .get_opt(&format!("{name}-first"))
+            .await
+            .unwrap();
+        assert!(first.is_none(), "hook {name} wrote its first object");
+        assert_eq!(hook_status(&cp, name), None);
+    }
+    let roles = Api::<ClusterRole>::all(h.client.clone());
+    for role in ["esc-secrets", "esc-aggregated"] {
+        assert!(roles.get_opt(role).await.unwrap().is_none(), "{role}");
+    }
+    assert!(
+        Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(h.client.clone())
+            .get_opt("esc-secrets")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(h.client.clone(), "esc-system")
+            .get_opt("esc-all")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for j in ["esc-priv", "esc-host"] {
+        assert!(job(&h, "esc-system", j).await.is_none(), "{j}");
+    }
+    // The namespace itself enforces baseline.
+    let ns = Api::<k8s_openapi::api::core::v1::Namespace>::all(h.client.clone())
+        .get("esc-system")
+        .await
+        .unwrap();
+    assert_eq!(
+        ns.labels()["pod-security.kubernetes.io/enforce"],
+        "baseline"
+    );
+    // The sample pattern passes: a reader of the hook's own CRD.
+    create_hook(&h, CRD_READER_HOOK).await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: fine\nspec:\n  type: host\n  postCreateHook: rbac\n").await;
+    h.wait_cp("fine", 60, |cp| hook_status(cp, "rbac") == Some(true))
+        .await;
+    assert!(roles.get_opt("fine-reader").await.unwrap().is_some());
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,6 +600,7 @@ async fn no_secret_value_reaches_logs_events_or_status() {
     assert!(!events.contains(&password), "an Event holds the value");
     let token = h.secret_text("sec-system", "sec", "token").await;
     assert_logs_clean(&[password, token]);
+    h.assert_no_secret_leaked().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

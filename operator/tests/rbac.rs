@@ -7,106 +7,33 @@
 //! the ControlPlane's status and Events, keeps running, and recovers once
 //! the rule is back.
 //!
-//! testenv does not run kube-apiserver's RBAC escalation check (`bind` /
-//! `escalate`), so the rules for it in `role.yaml` are exercised only in a
-//! real cluster.
+//! Every other operator test runs as this ServiceAccount too
+//! ([`support::Harness::start`]); these are the ones that take a rule away.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kubeflex_operator::api::ControlPlane;
 use kubeflex_testenv::TestEnv;
 use serde_json::Value;
 use support::{Harness, condition};
 
-const SA_NAMESPACE: &str = "kubeflex-system";
-const SA_NAME: &str = "kubeflex-operator";
+const SA_NAMESPACE: &str = support::SA_NAMESPACE;
 
-fn rbac_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/rbac")
-}
-
-/// The objects `config/rbac/kustomization.yaml` lists, in its order.
-fn rbac_objects() -> Vec<Value> {
-    let kustomization: Value = serde_saphyr::from_str(
-        &std::fs::read_to_string(rbac_dir().join("kustomization.yaml")).unwrap(),
-    )
-    .unwrap();
-    kustomization["resources"]
-        .as_array()
-        .expect("kustomization.yaml lists resources")
-        .iter()
-        .map(|file| {
-            let path = rbac_dir().join(file.as_str().unwrap());
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        })
-        .collect()
-}
-
-fn plural(kind: &str) -> &'static str {
-    match kind {
-        "ServiceAccount" => "serviceaccounts",
-        "ClusterRole" => "clusterroles",
-        "ClusterRoleBinding" => "clusterrolebindings",
-        "Role" => "roles",
-        "RoleBinding" => "rolebindings",
-        other => panic!("config/rbac holds an unexpected kind {other}"),
-    }
-}
-
-/// Server-side applies one object as the admin.
-async fn apply_as_admin(client: &Client, obj: &Value) {
-    let api_version = obj["apiVersion"].as_str().unwrap();
-    let kind = obj["kind"].as_str().unwrap();
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, kind),
-        plural(kind),
-    );
-    let name = obj["metadata"]["name"].as_str().unwrap();
-    let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    };
-    api.patch(
-        name,
-        &PatchParams::apply("rbac-test").force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
-}
-
-/// Installs `config/rbac/` (after `edit`, which may change any object) as the
-/// admin, and returns a client authenticated as the operator's ServiceAccount.
 async fn install_rbac(h: &Harness, edit: impl Fn(&mut Value)) -> Client {
-    let namespace: Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": SA_NAMESPACE}})).unwrap();
-    Api::<Namespace>::all(h.client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
-    for mut obj in rbac_objects() {
-        edit(&mut obj);
-        apply_as_admin(&h.client, &obj).await;
-    }
-    h.service_account_client(SA_NAMESPACE, SA_NAME).await
+    support::install_rbac(&h.env, &h.client, edit).await
 }
 
 /// Takes `verb` away from the ClusterRole's rule for `resource` (core group).
 fn without(resource: &'static str, verb: &'static str) -> impl Fn(&mut Value) {
     move |obj| {
-        if obj["kind"] != "ClusterRole" {
+        if obj["kind"] != "ClusterRole" || obj["metadata"]["name"] != "kubeflex-operator" {
             return;
         }
         let rules = obj["rules"].as_array_mut().unwrap();
@@ -283,9 +210,9 @@ async fn a_missing_rule_is_reported_as_forbidden_and_the_operator_recovers() {
     assert!(h.operator_running(), "the operator stopped on a 403");
 
     // Give the rule back: the next retry goes through.
-    for obj in rbac_objects() {
+    for obj in support::rbac_objects() {
         if obj["kind"] == "ClusterRole" {
-            apply_as_admin(&h.client, &obj).await;
+            support::apply_as_admin(&h.client, &obj).await;
         }
     }
     let cp = wait_synced_and_ready(&h, "gamma", 120).await;

@@ -28,6 +28,13 @@ use super::schema;
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+// `backend` is immutable like `type`, absent counting as `shared` (a rule
+// on the field alone would not see it added or removed): switching would
+// point the tenant at an empty database and orphan the old one.
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.backend) ? self.backend : 'shared') == (has(oldSelf.backend) ? oldSelf.backend : 'shared')",
+    "message": "backend is immutable"
+}]))]
 pub struct ControlPlaneSpec {
     /// How the control plane is provided.
     #[serde(rename = "type")]

@@ -16,10 +16,11 @@ pub fn control_plane_type(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// `spec.backend`: KubeFlex's enum.
+/// `spec.backend`: KubeFlex's enum (immutable: the rule is on `spec`, so
+/// that adding or removing the field counts too).
 pub fn backend(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
-        "description": "backend selects the database of a k8s control plane: shared (one PostgreSQL for all) or dedicated (its own instance).",
+        "description": "backend selects the database of a k8s control plane: shared (one PostgreSQL for all, the default) or dedicated (its own instance). Immutable.",
         "type": "string",
         "enum": ["shared", "dedicated"]
     })

@@ -1,8 +1,11 @@
 //! Type `external`: objects created in the adopted cluster (not the hosting
-//! one) — ServiceAccount `kube-system/kubeflex` and ClusterRoleBinding
-//! `kubeflex-clusterrolebinding` → `cluster-admin`, KubeFlex's names — and
-//! `admin-kubeconfig` with the minted token. The adopted objects carry our
-//! labels (no owner: another cluster) so deletion can find and remove them.
+//! one) — ServiceAccount `kube-system/kubeflex-<cp>` and ClusterRoleBinding
+//! `kubeflex-<cp>` → `cluster-admin` — and `admin-kubeconfig` with the
+//! minted token. Per control plane, unlike KubeFlex's fixed `kubeflex` and
+//! `kubeflex-clusterrolebinding`: two control planes adopting one cluster
+//! would share, and the first deleted would remove, the other's access. The
+//! adopted objects carry our labels (no owner: another cluster) so
+//! deletion can find and remove its own.
 
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
@@ -16,17 +19,21 @@ use crate::kubeconfig::{self, SingleContext};
 use crate::meta;
 use crate::profile::Profile;
 
-/// Namespace and name of the ServiceAccount in the adopted cluster.
-pub const ADOPTED_SA: (&str, &str) = ("kube-system", "kubeflex");
-/// ClusterRoleBinding in the adopted cluster.
-pub const ADOPTED_BINDING: &str = "kubeflex-clusterrolebinding";
+/// Namespace of the ServiceAccount in the adopted cluster.
+pub const ADOPTED_NAMESPACE: &str = "kube-system";
 
-/// ServiceAccount `kube-system/kubeflex` in the adopted cluster.
+/// Name of `cp_name`'s ServiceAccount and ClusterRoleBinding in the adopted
+/// cluster: `kubeflex-<cp>`.
+pub fn adopted_name(cp_name: &str) -> String {
+    meta::bounded_name("kubeflex-", cp_name, 63)
+}
+
+/// ServiceAccount `kube-system/kubeflex-<cp>` in the adopted cluster.
 pub fn adopted_service_account(cp: &ControlPlane) -> ServiceAccount {
     ServiceAccount {
         metadata: ObjectMeta {
-            name: Some(ADOPTED_SA.1.into()),
-            namespace: Some(ADOPTED_SA.0.into()),
+            name: Some(adopted_name(&cp.name_any())),
+            namespace: Some(ADOPTED_NAMESPACE.into()),
             labels: Some(meta::labels(&cp.name_any(), "adopted-access")),
             ..ObjectMeta::default()
         },
@@ -34,11 +41,11 @@ pub fn adopted_service_account(cp: &ControlPlane) -> ServiceAccount {
     }
 }
 
-/// ClusterRoleBinding `kubeflex-clusterrolebinding` in the adopted cluster.
+/// ClusterRoleBinding `kubeflex-<cp>` in the adopted cluster.
 pub fn adopted_cluster_role_binding(cp: &ControlPlane) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: ObjectMeta {
-            name: Some(ADOPTED_BINDING.into()),
+            name: Some(adopted_name(&cp.name_any())),
             labels: Some(meta::labels(&cp.name_any(), "adopted-access")),
             ..ObjectMeta::default()
         },
@@ -49,8 +56,8 @@ pub fn adopted_cluster_role_binding(cp: &ControlPlane) -> ClusterRoleBinding {
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
-            name: ADOPTED_SA.1.into(),
-            namespace: Some(ADOPTED_SA.0.into()),
+            name: adopted_name(&cp.name_any()),
+            namespace: Some(ADOPTED_NAMESPACE.into()),
             ..Subject::default()
         }]),
     }
@@ -75,7 +82,7 @@ mod tests {
     use crate::kubeconfig::{Credentials, EntryNames};
 
     #[test]
-    fn adopted_objects_are_kubeflex_s_and_labelled() {
+    fn adopted_objects_are_per_control_plane_and_labelled() {
         let cp = ControlPlane::test("ext").of_type(External);
         let sa = adopted_service_account(&cp);
         assert_eq!(
@@ -83,7 +90,7 @@ mod tests {
                 sa.metadata.namespace.as_deref(),
                 sa.metadata.name.as_deref()
             ),
-            (Some("kube-system"), Some("kubeflex"))
+            (Some("kube-system"), Some("kubeflex-ext"))
         );
         assert!(sa.metadata.owner_references.is_none());
         assert_eq!(
@@ -91,10 +98,8 @@ mod tests {
             "ext"
         );
         let crb = adopted_cluster_role_binding(&cp);
-        assert_eq!(
-            crb.metadata.name.as_deref(),
-            Some("kubeflex-clusterrolebinding")
-        );
+        assert_eq!(crb.metadata.name.as_deref(), Some("kubeflex-ext"));
+        assert_eq!(crb.subjects.as_ref().unwrap()[0].name, "kubeflex-ext");
         assert_eq!(crb.role_ref.name, "cluster-admin");
         assert_eq!(
             crb.subjects.unwrap()[0].namespace.as_deref(),

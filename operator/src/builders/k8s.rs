@@ -409,7 +409,7 @@ mod tests {
             &[
                 "kine",
                 "--endpoint",
-                "postgres://cp1@postgres-postgresql.kubeflex-system.svc:5432/cp1?sslmode=disable"
+                "postgres://kflex_cp1@postgres-postgresql.kubeflex-system.svc:5432/kflex_cp1?sslmode=disable"
             ]
         );
         let env = &kine.env.as_ref().unwrap()[0];

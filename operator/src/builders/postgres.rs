@@ -25,8 +25,10 @@ use crate::{meta, names};
 /// The database of one control plane and the server it lives on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Database {
-    /// Database name: KubeFlex's (`<cp>` with `-` → `_`), so a control plane
-    /// migrated from KubeFlex keeps its data.
+    /// Database name: the one recorded on the ControlPlane
+    /// ([`names::ANNOTATION_DATABASE`]), else [`database_name`] for a new
+    /// tenant. A tenant made before names were prefixed (KubeFlex's `<cp>`
+    /// with `-` → `_`) has its old name recorded and keeps its data.
     pub name: String,
     /// The control plane's own role (same identifier; roles and databases
     /// are separate namespaces in PostgreSQL).
@@ -37,10 +39,62 @@ pub struct Database {
     pub dedicated: bool,
 }
 
+/// Prefix of new tenants' database and role names.
+pub const DATABASE_PREFIX: &str = "kflex_";
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1); longer ones are cut.
+const MAX_IDENT: usize = 63;
+
+/// Database and role name of a new tenant: `kflex_<cp>` with `-` → `_`.
+/// The prefix means no tenant can ever be given `postgres`, `template0`,
+/// `template1` or the admin role. Control-plane names hold only `a-z`,
+/// `0-9`, `-` and `.`, so `-` → `_` cannot collide; a name with a `.` or one
+/// too long for PostgreSQL gets a hash of the full name instead of its tail.
+pub fn database_name(cp_name: &str) -> String {
+    let mapped: String = cp_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let ident = format!("{DATABASE_PREFIX}{mapped}");
+    let lossy = cp_name
+        .chars()
+        .any(|c| !(c.is_ascii_alphanumeric() || c == '-'));
+    if !lossy && ident.len() <= MAX_IDENT {
+        return ident;
+    }
+    let hash = meta::short_hash(cp_name.as_bytes());
+    let keep = MAX_IDENT - hash.len() - 1;
+    format!("{}_{hash}", &ident[..ident.len().min(keep)])
+}
+
+/// The name KubeFlex (and this operator before names were prefixed) gave
+/// `cp_name`'s database and role.
+pub fn legacy_database_name(cp_name: &str) -> String {
+    cp_name.replace('-', "_")
+}
+
+/// The name to record for a control plane that has none recorded:
+/// `existing_role`, the role of its `kine-database` Secret when it has one
+/// (a tenant provisioned before names were recorded: its database has the
+/// same name), else a new prefixed one.
+pub fn pick_database_name(cp_name: &str, existing_role: Option<&str>) -> String {
+    existing_role.map_or_else(|| database_name(cp_name), str::to_string)
+}
+
 /// The database of `cp`: on the shared server, or on its dedicated instance.
 pub fn database_for(cp: &ControlPlane, cfg: &OperatorConfig) -> Database {
     let cp_name = cp.name_any();
-    let ident = cp_name.replace('-', "_");
+    let ident = cp
+        .annotations()
+        .get(names::ANNOTATION_DATABASE)
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .unwrap_or_else(|| database_name(&cp_name));
     let dedicated = cp.spec.backend == Some(BackendDbType::Dedicated);
     let server = if dedicated {
         let ns = names::namespace_of(&cp_name);
@@ -96,7 +150,10 @@ pub fn quote_literal(text: &str) -> String {
 /// The psql script that creates or updates the role and database of `db`.
 /// Idempotent: safe to run any number of times. The role's password is read
 /// by psql from the environment variable `ROLE_PASSWORD` (`\getenv`, psql ≥ 15),
-/// so it is neither in this text nor in the Job spec.
+/// so it is neither in this text nor in the Job spec. Last, inside the
+/// database, kine's table goes to the role too: one kine made while it
+/// connected as another role (the admin, as KubeFlex set it up) would
+/// otherwise be out of the tenant's reach.
 pub fn provision_sql(db: &Database) -> String {
     let (role, name) = (quote_ident(&db.role), quote_ident(&db.name));
     let (role_lit, name_lit) = (quote_literal(&db.role), quote_literal(&db.name));
@@ -109,6 +166,8 @@ SELECT format('CREATE DATABASE %I OWNER %I', {name_lit}, {role_lit}) WHERE NOT E
 ALTER DATABASE {name} OWNER TO {role};
 REVOKE CONNECT ON DATABASE {name} FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE {name} TO {role};
+\\connect {name_lit}
+ALTER TABLE IF EXISTS public.kine OWNER TO {role};
 "
     )
 }
@@ -428,17 +487,51 @@ mod tests {
     }
 
     #[test]
-    fn shared_database_uses_kubeflex_s_name_and_server() {
+    fn shared_database_uses_a_prefixed_name_on_kubeflex_s_server() {
         let db = database_for(&ControlPlane::test("my-cp"), &OperatorConfig::default());
-        assert_eq!(db.name, "my_cp");
-        assert_eq!(db.role, "my_cp");
+        assert_eq!(db.name, "kflex_my_cp");
+        assert_eq!(db.role, "kflex_my_cp");
         assert!(!db.dedicated);
         assert_eq!(db.server.host, "postgres-postgresql.kubeflex-system.svc");
         assert_eq!(
             db.kine_endpoint("disable"),
-            "postgres://my_cp@postgres-postgresql.kubeflex-system.svc:5432/my_cp?sslmode=disable"
+            "postgres://kflex_my_cp@postgres-postgresql.kubeflex-system.svc:5432/kflex_my_cp?sslmode=disable"
         );
         assert_eq!(db.job_namespace(), "kubeflex-system");
+    }
+
+    #[test]
+    fn a_recorded_name_is_always_the_one_used() {
+        let mut cp = ControlPlane::test("my-cp");
+        cp.metadata.annotations =
+            Some([(names::ANNOTATION_DATABASE.to_string(), "my_cp".to_string())].into());
+        let db = database_for(&cp, &OperatorConfig::default());
+        assert_eq!((db.name.as_str(), db.role.as_str()), ("my_cp", "my_cp"));
+    }
+
+    #[test]
+    fn new_names_are_never_reserved_and_never_collide() {
+        for reserved in ["postgres", "template0", "template1"] {
+            assert_eq!(database_name(reserved), format!("kflex_{reserved}"));
+        }
+        assert_eq!(legacy_database_name("a-b"), "a_b");
+        assert_eq!(pick_database_name("a-b", Some("a_b")), "a_b");
+        assert_eq!(pick_database_name("a-b", None), "kflex_a_b");
+        let dotted = database_name("a.b");
+        assert!(
+            dotted.starts_with("kflex_a_b_") && dotted.len() == 6 + 3 + 9,
+            "{dotted}"
+        );
+        assert_ne!(dotted, database_name("a-b"));
+        let long = "x".repeat(200);
+        let (a, b) = (database_name(&long), database_name(&format!("{long}y")));
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert_ne!(a, b);
+        assert!(
+            database_name("cp-1")
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
     }
 
     #[test]
@@ -463,7 +556,10 @@ mod tests {
 
     #[test]
     fn provision_sql_is_exact_and_idempotent() {
-        let db = database_for(&ControlPlane::test("cp-1"), &OperatorConfig::default());
+        let mut db = database_for(&ControlPlane::test("cp-1"), &OperatorConfig::default());
+        // A recorded (KubeFlex-style) name, to show the quoting.
+        db.name = "cp_1".into();
+        db.role = "cp_1".into();
         assert_eq!(
             provision_sql(&db),
             r#"\set ON_ERROR_STOP on
@@ -474,6 +570,8 @@ SELECT format('CREATE DATABASE %I OWNER %I', 'cp_1', 'cp_1') WHERE NOT EXISTS (S
 ALTER DATABASE "cp_1" OWNER TO "cp_1";
 REVOKE CONNECT ON DATABASE "cp_1" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE "cp_1" TO "cp_1";
+\connect 'cp_1'
+ALTER TABLE IF EXISTS public.kine OWNER TO "cp_1";
 "#
         );
         assert_eq!(

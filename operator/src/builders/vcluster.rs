@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMapKeySelector, Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec, Secret,
     SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
 };
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
@@ -57,61 +57,22 @@ pub fn service_accounts(cp: &ControlPlane) -> Result<Vec<ServiceAccount>> {
         .collect()
 }
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
-    let v = |xs: &[&str]| xs.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
-    PolicyRule {
-        api_groups: Some(v(groups)),
-        resources: Some(v(resources)),
-        verbs: v(verbs),
-        ..PolicyRule::default()
-    }
-}
+/// The ClusterRole with the vcluster chart's rules, installed with the
+/// operator (`config/rbac/vcluster_cluster_role.yaml`) and bound per
+/// control plane, so the operator never creates a Role granting rights it
+/// does not hold (pods/exec, ...): binding it by name needs only `bind`.
+pub const VCLUSTER_CLUSTER_ROLE: &str = "kubeflex-vcluster";
 
-/// Role and RoleBinding `vcluster`: the chart's default rules.
-pub fn rbac(cp: &ControlPlane) -> Result<(Role, RoleBinding)> {
-    let all = [
-        "create", "delete", "patch", "update", "get", "list", "watch",
-    ];
-    let role = Role {
-        metadata: metadata(cp, RELEASE)?,
-        rules: Some(vec![
-            rule(
-                &[""],
-                &[
-                    "configmaps",
-                    "secrets",
-                    "services",
-                    "pods",
-                    "pods/attach",
-                    "pods/portforward",
-                    "pods/exec",
-                    "persistentvolumeclaims",
-                ],
-                &all,
-            ),
-            rule(
-                &[""],
-                &["endpoints"],
-                &["create", "delete", "patch", "update"],
-            ),
-            rule(
-                &[""],
-                &["endpoints", "events", "pods/log"],
-                &["get", "list", "watch"],
-            ),
-            rule(
-                &["apps"],
-                &["statefulsets", "replicasets", "deployments"],
-                &["get", "list", "watch"],
-            ),
-        ]),
-    };
-    let binding = RoleBinding {
-        metadata: metadata(cp, RELEASE)?,
+/// RoleBinding `kubeflex-vcluster`: the syncer's ServiceAccount gets
+/// [`VCLUSTER_CLUSTER_ROLE`] in `<cp>-system` only. (Its own name: the
+/// `roleRef` of the `vcluster` binding earlier versions made is immutable.)
+pub fn role_binding(cp: &ControlPlane) -> Result<RoleBinding> {
+    Ok(RoleBinding {
+        metadata: metadata(cp, VCLUSTER_CLUSTER_ROLE)?,
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: RELEASE.into(),
+            kind: "ClusterRole".into(),
+            name: VCLUSTER_CLUSTER_ROLE.into(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
@@ -119,8 +80,7 @@ pub fn rbac(cp: &ControlPlane) -> Result<(Role, RoleBinding)> {
             namespace: Some(names::namespace_of(&cp.name_any())),
             ..Subject::default()
         }]),
-    };
-    Ok((role, binding))
+    })
 }
 
 fn https_port(name: &str, port: i32) -> ServicePort {
@@ -466,15 +426,25 @@ mod tests {
     }
 
     #[test]
-    fn rbac_binds_the_syncer() {
-        let (role, binding) = rbac(&cp()).unwrap();
-        assert_eq!(role.metadata.name.as_deref(), Some("vcluster"));
+    fn rbac_binds_the_syncer_to_the_installed_cluster_role() {
+        let binding = role_binding(&cp()).unwrap();
+        assert_eq!(binding.metadata.namespace.as_deref(), Some("cp2-system"));
+        assert_eq!(
+            (
+                binding.role_ref.kind.as_str(),
+                binding.role_ref.name.as_str()
+            ),
+            ("ClusterRole", VCLUSTER_CLUSTER_ROLE)
+        );
+        let installed: serde_json::Value = serde_saphyr::from_str(include_str!(
+            "../../../config/rbac/vcluster_cluster_role.yaml"
+        ))
+        .unwrap();
+        assert_eq!(installed["metadata"]["name"], VCLUSTER_CLUSTER_ROLE);
+        let text = installed["rules"].to_string();
         assert!(
-            role.rules.unwrap()[0]
-                .resources
-                .as_ref()
-                .unwrap()
-                .contains(&"secrets".to_string())
+            text.contains("pods/exec") && text.contains("secrets"),
+            "{text}"
         );
         assert_eq!(binding.subjects.unwrap()[0].name, "vc-vcluster");
         let sas = service_accounts(&cp()).unwrap();

@@ -3,7 +3,8 @@
 //! The pure part, table-tested: [`select`] (which hooks, in what order,
 //! with which variables), [`render`] (minijinja, strict undefined, values
 //! as data, KubeFlex's Go references translated), [`policy`] (what a
-//! tenant's hook may write), [`ready`] (readiness per kind), and [`plan`],
+//! tenant's hook may write, with [`grants`] for RBAC and [`pods`] for Pod
+//! Security), [`ready`] (readiness per kind), and [`plan`],
 //! which chains them for one hook: render every template, then check every
 //! rendered object, so that a refused hook writes nothing.
 //!
@@ -11,6 +12,8 @@
 //! tenant serves, tracking `status.postCreateHooks`, timeouts, labels on the
 //! ControlPlane and re-rendering.
 
+pub mod grants;
+pub mod pods;
 pub mod policy;
 pub mod ready;
 pub mod render;
@@ -21,6 +24,7 @@ use std::collections::BTreeMap;
 
 use crate::api::PostCreateHook;
 use crate::meta;
+use grants::ExtraRules;
 use policy::{ClusterKinds, Planned, ScopeLookup};
 use render::{RenderError, Renderer};
 
@@ -69,6 +73,7 @@ pub fn plan(
     renderer: &Renderer,
     scopes: &dyn ScopeLookup,
     allowed: &ClusterKinds,
+    extra: &ExtraRules,
 ) -> Result<Plan, HookError> {
     let hook_name = hook.metadata.name.clone().unwrap_or_default();
     let templates = hook.spec.templates.as_deref().unwrap_or_default();
@@ -91,13 +96,14 @@ pub fn plan(
         }
         rendered.push(object);
     }
-    let objects = policy::check(cp_name, &hook_name, rendered, scopes, allowed).map_err(|r| {
-        HookError::Refused {
-            hook: hook_name.clone(),
-            template: r.template,
-            reason: r.reason,
-        }
-    })?;
+    let objects =
+        policy::check(cp_name, &hook_name, rendered, scopes, allowed, extra).map_err(|r| {
+            HookError::Refused {
+                hook: hook_name.clone(),
+                template: r.template,
+                reason: r.reason,
+            }
+        })?;
     let bytes = serde_json::to_vec(&objects.iter().map(|p| &p.object).collect::<Vec<_>>())
         .unwrap_or_default();
     Ok(Plan {
@@ -147,6 +153,7 @@ mod tests {
             &r,
             &scopes(),
             &ClusterKinds::default(),
+            &ExtraRules::default(),
         )
         .unwrap();
         let job = &p.objects[0].object;
@@ -162,6 +169,7 @@ mod tests {
             &r,
             &scopes(),
             &ClusterKinds::default(),
+            &ExtraRules::default(),
         )
         .unwrap();
         assert_eq!(
@@ -185,6 +193,7 @@ mod tests {
             &Renderer::new(),
             &scopes(),
             &ClusterKinds::default(),
+            &ExtraRules::default(),
         )
         .unwrap_err()
         .to_string();
@@ -213,6 +222,7 @@ mod tests {
             &Renderer::new(),
             &scopes(),
             &ClusterKinds::default(),
+            &ExtraRules::default(),
         )
         .unwrap_err();
         assert!(
@@ -240,7 +250,16 @@ mod tests {
             let h: PostCreateHook = serde_saphyr::from_str(yaml).unwrap();
             let name = h.metadata.name.clone().unwrap();
             let vars = select::variables(&[], None, None, "cp1", &name);
-            let p = plan("cp1", &h, &vars, &r, &table, &ClusterKinds::default()).unwrap();
+            let p = plan(
+                "cp1",
+                &h,
+                &vars,
+                &r,
+                &table,
+                &ClusterKinds::default(),
+                &ExtraRules::default(),
+            )
+            .unwrap();
             assert!(
                 p.objects
                     .iter()

@@ -5,10 +5,11 @@
 //!   other namespace is refused (KubeFlex silently moves it, which hides a
 //!   template meant for elsewhere).
 //! - Cluster-scoped objects only of kinds on the allow-list
-//!   ([`ClusterKinds`]); a ClusterRoleBinding, whatever the list says, only
-//!   when every subject is a ServiceAccount in `NAME-system` and its role is
-//!   a ClusterRole the same hook creates (binding `cluster-admin` or a
-//!   subject elsewhere would escalate).
+//!   ([`ClusterKinds`], the one list of them); on top of it, what RBAC
+//!   objects may grant and bind ([`super::grants`]).
+//! - No object the operator manages in `NAME-system` (`k8s-certs`,
+//!   `kube-apiserver`, ...) is named by a template.
+//! - Pods a template makes pass Pod Security `baseline` ([`super::pods`]).
 //! - The whole hook is checked before anything is applied: a refused hook
 //!   writes nothing.
 //!
@@ -19,6 +20,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use super::grants::{self, ExtraRules};
+use super::pods;
 use crate::names;
 
 /// Whether a kind lives in a namespace.
@@ -156,6 +159,36 @@ pub fn hook_labels(cp_name: &str, hook: &str) -> [(&'static str, String); 3] {
     ]
 }
 
+/// Names of the objects the operator manages in `NAME-system` (whatever
+/// their kind: a hook's object of the same name would be mistaken for, or
+/// fight with, the operator's).
+const OPERATOR_NAMES: [&str; 12] = [
+    names::SECRET_K8S_CERTS,
+    names::SECRET_ADMIN_KUBECONFIG,
+    names::SECRET_CM_KUBECONFIG,
+    names::SECRET_K3S_CONFIG,
+    names::SECRET_K3S_CA,
+    names::SECRET_DATABASE,
+    names::SECRET_VC_VCLUSTER,
+    names::DEPLOYMENT_APISERVER,
+    names::DEPLOYMENT_CONTROLLER_MANAGER,
+    names::STATEFULSET_K3S,
+    names::SERVICE_K3S,
+    names::VCLUSTER_RELEASE,
+];
+
+/// Whether a namespaced `kind`/`name` of a hook would be one the operator
+/// manages for `cp_name`. `postgres` only as the dedicated database's
+/// kinds (KubeFlex's `postgres` sample names its Role and Job so), and the
+/// control plane's own name only as the kinds the operator gives it.
+pub fn operator_managed(cp_name: &str, kind: &str, name: &str) -> bool {
+    OPERATOR_NAMES.contains(&name)
+        || (name == names::POSTGRES_DEDICATED
+            && ["StatefulSet", "Service", "Secret", "PersistentVolumeClaim"].contains(&kind))
+        || (name == cp_name
+            && ["Service", "ServiceAccount", "Secret", "Ingress", "Route"].contains(&kind))
+}
+
 /// Checks every rendered object of `hook` for control plane `cp_name` and
 /// returns them ready to apply, or the first refusal.
 pub fn check(
@@ -164,6 +197,7 @@ pub fn check(
     rendered: Vec<Value>,
     scopes: &dyn ScopeLookup,
     allowed: &ClusterKinds,
+    extra: &ExtraRules,
 ) -> Result<Vec<Planned>, Refusal> {
     let home = names::namespace_of(cp_name);
     let mut planned = Vec::with_capacity(rendered.len());
@@ -208,6 +242,11 @@ pub fn check(
                         )));
                     }
                 }
+                if operator_managed(cp_name, &kind, &name) {
+                    return Err(refuse(format!(
+                        "{kind} {home}/{name} is managed by the operator; give the hook's object another name"
+                    )));
+                }
                 meta.insert("namespace".into(), Value::String(home.clone()));
                 Some(home.clone())
             }
@@ -221,6 +260,14 @@ pub fn check(
                 meta.remove("namespace");
                 None
             }
+        };
+        if let Some(why) = pods::baseline_violation(group_of(&api_version), &kind, &object) {
+            return Err(refuse(format!(
+                "its pods would break Pod Security baseline: {why}"
+            )));
+        }
+        let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return Err(refuse("metadata is not an object".into()));
         };
         let labels = meta
             .entry("labels")
@@ -239,53 +286,8 @@ pub fn check(
             object,
         });
     }
-    check_bindings(&home, &planned)?;
+    grants::check(&home, &planned, extra)?;
     Ok(planned)
-}
-
-const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
-
-/// ClusterRoleBindings: subjects only ServiceAccounts of `home`, role a
-/// ClusterRole of this hook.
-fn check_bindings(home: &str, planned: &[Planned]) -> Result<(), Refusal> {
-    let own_roles: BTreeSet<&str> = planned
-        .iter()
-        .filter(|p| p.kind == "ClusterRole" && group_of(&p.api_version) == RBAC_GROUP)
-        .map(|p| p.name.as_str())
-        .collect();
-    for (i, p) in planned.iter().enumerate() {
-        if p.kind != "ClusterRoleBinding" || group_of(&p.api_version) != RBAC_GROUP {
-            continue;
-        }
-        let refuse = |reason: String| {
-            Err(Refusal {
-                template: format!("#{i} {}/{}", p.kind, p.name),
-                reason,
-            })
-        };
-        let role_ref = &p.object["roleRef"];
-        let role = role_ref["name"].as_str().unwrap_or_default();
-        if role_ref["kind"].as_str() != Some("ClusterRole") || !own_roles.contains(role) {
-            return refuse(format!(
-                "binds ClusterRole {role}, which this hook does not create: binding an existing role is an escalation"
-            ));
-        }
-        let subjects = p.object["subjects"].as_array().cloned().unwrap_or_default();
-        if subjects.is_empty() {
-            return refuse("has no subjects".into());
-        }
-        for s in &subjects {
-            let kind = s["kind"].as_str().unwrap_or_default();
-            let ns = s["namespace"].as_str().unwrap_or_default();
-            let name = s["name"].as_str().unwrap_or_default();
-            if kind != "ServiceAccount" || ns != home {
-                return refuse(format!(
-                    "subject {kind} {ns}/{name} is outside {home}: only ServiceAccounts of {home} may be bound"
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -321,7 +323,14 @@ mod tests {
     }
 
     fn run(objects: Vec<Value>) -> Result<Vec<Planned>, Refusal> {
-        check("cp1", "h", objects, &scopes(), &ClusterKinds::default())
+        check(
+            "cp1",
+            "h",
+            objects,
+            &scopes(),
+            &ClusterKinds::default(),
+            &ExtraRules::default(),
+        )
     }
 
     fn job(ns: Option<&str>) -> Value {
@@ -385,8 +394,28 @@ mod tests {
         }
         let custom = ClusterKinds::parse("StorageClass.storage.k8s.io");
         let o = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "x"}});
-        assert!(check("cp1", "h", vec![o], &scopes(), &custom).is_ok());
-        assert!(check("cp1", "h", vec![crd], &scopes(), &custom).is_err());
+        assert!(
+            check(
+                "cp1",
+                "h",
+                vec![o],
+                &scopes(),
+                &custom,
+                &ExtraRules::default()
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                "cp1",
+                "h",
+                vec![crd],
+                &scopes(),
+                &custom,
+                &ExtraRules::default()
+            )
+            .is_err()
+        );
         assert_eq!(custom.to_string(), "StorageClass.storage.k8s.io");
         assert_eq!(ClusterKinds::parse("").to_string(), "(none)");
     }

@@ -10,8 +10,10 @@
 //!    (applied by KubeFlex) adopts the current hash without re-applying.
 //! 2. Otherwise it is rendered and checked as a whole ([`super::plan`]);
 //!    a cluster-scoped object that exists and belongs to no or another
-//!    control plane is refused too; only then is each object applied with
-//!    server-side apply under the operator's field manager.
+//!    control plane is refused too, and so is a namespaced one the operator
+//!    manages; only then is each object applied with server-side apply
+//!    under the hooks' own field manager, without `force` (a field the
+//!    operator owns is a conflict, never taken over).
 //! 3. With `waitForPostCreateHooks`, each object's readiness is read; a
 //!    failed Job fails the hook, and so does waiting longer than
 //!    `Settings::hook_timeout` since its oldest object was created.
@@ -305,6 +307,7 @@ async fn one_hook(
         &ctx.renderer,
         &ctx.hook_kinds,
         &ctx.settings.hook_cluster_kinds,
+        &ctx.settings.hook_extra_rules,
     ) {
         Ok(p) => p,
         Err(e) => return HookState::Failed(e.to_string()),
@@ -365,27 +368,41 @@ async fn apply_plan(
                 )
             })
     };
-    for p in plan.objects.iter().filter(|p| p.namespace.is_none()) {
+    for p in &plan.objects {
         let ar = resource(p)?;
-        let live = dynamic_api(&ctx.client, &ar, None)
+        let live = dynamic_api(&ctx.client, &ar, p.namespace.as_deref())
             .get_opt(&p.name)
             .await
             .map_err(|e| format!("PostCreateHook {hook}: reading {}: {e}", p.describe()))?;
-        if let Some(live) = live {
-            let owner = live.labels().get(names::LABEL_CONTROL_PLANE).cloned();
-            if owner.as_deref() != Some(cp_name) {
-                return Err(HookError::Refused {
-                    hook: hook.into(),
-                    template: format!("{}/{}", p.kind, p.name),
-                    reason: format!(
-                        "{} already exists and belongs to {}; give it a per-control-plane name such as {{{{ ControlPlaneName }}}}-{}",
-                        p.describe(),
-                        owner.map_or_else(|| "no control plane".into(), |o| format!("control plane {o}")),
-                        p.name
-                    ),
-                }
-                .to_string());
+        let Some(live) = live else { continue };
+        let labels = live.labels();
+        let reason = if p.namespace.is_none() {
+            let owner = labels.get(names::LABEL_CONTROL_PLANE).cloned();
+            (owner.as_deref() != Some(cp_name)).then(|| format!(
+                "{} already exists and belongs to {}; give it a per-control-plane name such as {{{{ ControlPlaneName }}}}-{}",
+                p.describe(),
+                owner.map_or_else(|| "no control plane".into(), |o| format!("control plane {o}")),
+                p.name
+            ))
+        } else {
+            // The operator's own objects carry its label but no hook's.
+            let operators = labels.get(names::LABEL_MANAGED_BY).map(String::as_str)
+                == Some(names::MANAGED_BY)
+                && !labels.contains_key(names::LABEL_POST_CREATE_HOOK);
+            operators.then(|| {
+                format!(
+                    "{} is managed by the operator; give the hook's object another name",
+                    p.describe()
+                )
+            })
+        };
+        if let Some(reason) = reason {
+            return Err(HookError::Refused {
+                hook: hook.into(),
+                template: format!("{}/{}", p.kind, p.name),
+                reason,
             }
+            .to_string());
         }
     }
     for p in &plan.objects {
@@ -400,7 +417,7 @@ async fn apply_plan(
         let obj: DynamicObject = serde_json::from_value(p.object.clone())
             .map_err(|e| format!("PostCreateHook {hook}: {}: {e}", p.describe()))?;
         ctx.applier
-            .apply_dynamic(&obj, &ar)
+            .apply_hook_object(&obj, &ar)
             .await
             .map_err(|e| format!("PostCreateHook {hook}: {e}"))?;
     }
@@ -516,18 +533,11 @@ async fn write_metadata(
 /// kinds carrying its control-plane and hook labels); namespaced ones go
 /// with the namespace.
 ///
-/// Skipped for a ControlPlane no hook was ever applied to (no API calls).
+/// Runs whether or not a hook was recorded as run: a hook applied in part
+/// (a crash, a failed write) is not recorded, and its objects go too.
 /// Missing permissions (403) do not block deletion: a Warning Event names
 /// what is left behind, to be removed by hand or allowed in the role.
 pub async fn cleanup(cp: &ControlPlane, ctx: &Context) -> crate::error::Result<()> {
-    let ever_applied = cp.annotations().contains_key(names::ANNOTATION_HOOK_HASHES)
-        || cp
-            .status
-            .as_ref()
-            .is_some_and(|s| s.post_create_hooks.as_ref().is_some_and(|m| !m.is_empty()));
-    if !ever_applied {
-        return Ok(());
-    }
     let selector = format!(
         "{}={},{}",
         names::LABEL_CONTROL_PLANE,

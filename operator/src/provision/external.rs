@@ -1,6 +1,6 @@
 //! Type `external`: adopt an existing cluster. With the bootstrap
-//! kubeconfig the operator creates ServiceAccount `kube-system/kubeflex`
-//! and its cluster-admin binding in the adopted cluster, mints a token
+//! kubeconfig the operator creates ServiceAccount `kube-system/kubeflex-<cp>`
+//! and its cluster-admin binding `kubeflex-<cp>` in the adopted cluster, mints a token
 //! (TokenRequest), stores `admin-kubeconfig`, and deletes the bootstrap
 //! Secret. Later passes only refresh the token, with the stored token
 //! itself, before it expires. Problems the user must fix become `blocked`
@@ -22,7 +22,7 @@ use kube::{Client, ResourceExt};
 
 use super::{Observed, secret_data, text};
 use crate::api::ControlPlane;
-use crate::builders::external::{self, ADOPTED_BINDING, ADOPTED_SA};
+use crate::builders::external::{self, ADOPTED_NAMESPACE, adopted_name};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::kubeconfig::{self, Kubeconfig, SingleContext};
@@ -78,9 +78,26 @@ fn single_as_kubeconfig(single: &SingleContext) -> Kubeconfig {
     }
 }
 
-/// Mints a token for the adopted ServiceAccount.
-async fn mint(client: &Client, cp: &ControlPlane) -> std::result::Result<String, kube::Error> {
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ADOPTED_SA.0);
+/// The ServiceAccount name a token of ours was minted for (claim `sub`,
+/// `system:serviceaccount:kube-system:NAME`): a control plane adopted
+/// before names were per control plane keeps KubeFlex's `kubeflex`.
+pub fn token_service_account(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let sub = claims["sub"].as_str()?;
+    let rest = sub.strip_prefix("system:serviceaccount:")?;
+    let (ns, name) = rest.split_once(':')?;
+    (ns == ADOPTED_NAMESPACE && !name.is_empty()).then(|| name.to_string())
+}
+
+/// Mints a token for the adopted ServiceAccount `sa`.
+async fn mint(
+    client: &Client,
+    cp: &ControlPlane,
+    sa: &str,
+) -> std::result::Result<String, kube::Error> {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ADOPTED_NAMESPACE);
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: Vec::new(),
@@ -90,7 +107,7 @@ async fn mint(client: &Client, cp: &ControlPlane) -> std::result::Result<String,
         ..TokenRequest::default()
     };
     let minted = sas
-        .create_token_request(ADOPTED_SA.1, &PostParams::default(), &request)
+        .create_token_request(sa, &PostParams::default(), &request)
         .await?;
     Ok(minted.status.map(|s| s.token).unwrap_or_default())
 }
@@ -100,14 +117,16 @@ async fn mint(client: &Client, cp: &ControlPlane) -> std::result::Result<String,
 /// first, with the SA's own token). Owned by the ServiceAccount, so the
 /// adopted cluster's garbage collector removes them with it.
 fn self_cleanup_rbac(cp: &ControlPlane, sa: &ServiceAccount) -> (Role, RoleBinding) {
+    let cp_name = cp.name_any();
+    let (sa_name, name) = (adopted_name(&cp_name), self_cleanup_name(&cp_name));
     let metadata = ObjectMeta {
-        name: Some(SELF_CLEANUP.into()),
-        namespace: Some(ADOPTED_SA.0.into()),
+        name: Some(name.clone()),
+        namespace: Some(ADOPTED_NAMESPACE.into()),
         labels: Some(crate::meta::labels(&cp.name_any(), "adopted-access")),
         owner_references: Some(vec![OwnerReference {
             api_version: "v1".into(),
             kind: "ServiceAccount".into(),
-            name: ADOPTED_SA.1.into(),
+            name: sa_name.clone(),
             uid: sa.uid().unwrap_or_default(),
             ..OwnerReference::default()
         }]),
@@ -118,7 +137,7 @@ fn self_cleanup_rbac(cp: &ControlPlane, sa: &ServiceAccount) -> (Role, RoleBindi
         rules: Some(vec![PolicyRule {
             api_groups: Some(vec![String::new()]),
             resources: Some(vec!["serviceaccounts".into()]),
-            resource_names: Some(vec![ADOPTED_SA.1.into()]),
+            resource_names: Some(vec![sa_name.clone()]),
             verbs: vec!["get".into(), "list".into(), "delete".into()],
             ..PolicyRule::default()
         }]),
@@ -128,12 +147,12 @@ fn self_cleanup_rbac(cp: &ControlPlane, sa: &ServiceAccount) -> (Role, RoleBindi
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name: SELF_CLEANUP.into(),
+            name,
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
-            name: ADOPTED_SA.1.into(),
-            namespace: Some(ADOPTED_SA.0.into()),
+            name: sa_name,
+            namespace: Some(ADOPTED_NAMESPACE.into()),
             ..Subject::default()
         }]),
     };
@@ -141,27 +160,31 @@ fn self_cleanup_rbac(cp: &ControlPlane, sa: &ServiceAccount) -> (Role, RoleBindi
 }
 
 /// Name of the self-cleanup Role and RoleBinding in the adopted cluster.
-const SELF_CLEANUP: &str = "kubeflex-self-cleanup";
+fn self_cleanup_name(cp_name: &str) -> String {
+    crate::meta::bounded_name("kubeflex-self-cleanup-", cp_name, 63)
+}
 
 /// Creates the adopted objects and mints a token with the bootstrap credentials.
 async fn adopt(client: &Client, cp: &ControlPlane) -> std::result::Result<String, kube::Error> {
     let pp = PatchParams::apply(names::FIELD_MANAGER).force();
+    let cp_name = cp.name_any();
+    let (name, cleanup) = (adopted_name(&cp_name), self_cleanup_name(&cp_name));
     let sa = external::adopted_service_account(cp);
-    let sa = Api::<ServiceAccount>::namespaced(client.clone(), ADOPTED_SA.0)
-        .patch(ADOPTED_SA.1, &pp, &Patch::Apply(&sa))
+    let sa = Api::<ServiceAccount>::namespaced(client.clone(), ADOPTED_NAMESPACE)
+        .patch(&name, &pp, &Patch::Apply(&sa))
         .await?;
     let (role, binding) = self_cleanup_rbac(cp, &sa);
-    Api::<Role>::namespaced(client.clone(), ADOPTED_SA.0)
-        .patch(SELF_CLEANUP, &pp, &Patch::Apply(&role))
+    Api::<Role>::namespaced(client.clone(), ADOPTED_NAMESPACE)
+        .patch(&cleanup, &pp, &Patch::Apply(&role))
         .await?;
-    Api::<RoleBinding>::namespaced(client.clone(), ADOPTED_SA.0)
-        .patch(SELF_CLEANUP, &pp, &Patch::Apply(&binding))
+    Api::<RoleBinding>::namespaced(client.clone(), ADOPTED_NAMESPACE)
+        .patch(&cleanup, &pp, &Patch::Apply(&binding))
         .await?;
     let crb = external::adopted_cluster_role_binding(cp);
     Api::<ClusterRoleBinding>::all(client.clone())
-        .patch(ADOPTED_BINDING, &pp, &Patch::Apply(&crb))
+        .patch(&name, &pp, &Patch::Apply(&crb))
         .await?;
-    mint(client, cp).await
+    mint(client, cp, &name).await
 }
 
 /// The bootstrap kubeconfig's only context, or what the user must fix.
@@ -227,8 +250,9 @@ pub async fn provision(cp: &ControlPlane, profile: &Profile, ctx: &Context) -> R
             }
         })?;
         let server = single.cluster.cluster.server.clone();
+        let sa = token_service_account(&token).unwrap_or_else(|| adopted_name(&cp_name));
         let minted = match client_for(&kc).await {
-            Ok(client) => mint(&client, cp).await.map_err(|e| e.to_string()),
+            Ok(client) => mint(&client, cp, &sa).await.map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         match minted {
@@ -316,6 +340,12 @@ pub async fn adopted_cleanup(cp: &ControlPlane, ctx: &Context) -> Result<Option<
     else {
         return Ok(None);
     };
+    // Its own ServiceAccount: the one its token was minted for.
+    let sa = kc
+        .current_user()
+        .and_then(|u| u.token.as_deref())
+        .and_then(token_service_account)
+        .unwrap_or_else(|| adopted_name(&cp_name));
     let client = match client_for(&kc).await {
         Ok(c) => c,
         Err(e) => return Ok(Some(format!("cannot reach the adopted cluster: {e}"))),
@@ -329,8 +359,8 @@ pub async fn adopted_cleanup(cp: &ControlPlane, ctx: &Context) -> Result<Option<
                 .await?;
         }
         // By name: the self-cleanup Role grants this one ServiceAccount only.
-        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ADOPTED_SA.0);
-        sas.delete(ADOPTED_SA.1, &DeleteParams::default()).await?;
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ADOPTED_NAMESPACE);
+        sas.delete(&sa, &DeleteParams::default()).await?;
         Ok(())
     }
     .await;
@@ -338,8 +368,7 @@ pub async fn adopted_cleanup(cp: &ControlPlane, ctx: &Context) -> Result<Option<
         Ok(()) => Ok(None),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(e) => Ok(Some(format!(
-            "removing ServiceAccount {}/{} and ClusterRoleBinding {ADOPTED_BINDING} from the adopted cluster failed: {e}",
-            ADOPTED_SA.0, ADOPTED_SA.1
+            "removing ServiceAccount {ADOPTED_NAMESPACE}/{sa} and the ClusterRoleBindings labelled {selector} from the adopted cluster failed: {e}"
         ))),
     }
 }
@@ -363,5 +392,28 @@ mod tests {
         );
         assert_eq!(token_refresh_due(&t, 0.3, at(1_800)), Some(Duration::ZERO));
         assert_eq!(token_refresh_due("opaque", 0.3, at(0)), None);
+    }
+
+    #[test]
+    fn the_own_service_account_comes_from_the_token() {
+        let token = |sub: &str| {
+            let payload = URL_SAFE_NO_PAD.encode(format!("{{\"sub\":\"{sub}\"}}"));
+            format!("e30.{payload}.sig")
+        };
+        assert_eq!(
+            token_service_account(&token("system:serviceaccount:kube-system:kubeflex")).as_deref(),
+            Some("kubeflex")
+        );
+        assert_eq!(
+            token_service_account(&token("system:serviceaccount:kube-system:kubeflex-cp1"))
+                .as_deref(),
+            Some("kubeflex-cp1")
+        );
+        assert_eq!(
+            token_service_account(&token("system:serviceaccount:default:x")),
+            None
+        );
+        assert_eq!(token_service_account(&token("alice")), None);
+        assert_eq!(token_service_account("opaque"), None);
     }
 }

@@ -86,21 +86,75 @@ async fn api_service(
     }
 }
 
+/// Label selector of `cp`'s exposure object of `component` (`ingress`,
+/// `route`): never matches an object the operator did not make.
+fn exposure_selector(cp: &ControlPlane, component: &str) -> String {
+    format!(
+        "{}={},{}={component}",
+        names::LABEL_CONTROL_PLANE,
+        cp.name_any(),
+        names::LABEL_COMPONENT
+    )
+}
+
+/// Deletes `cp`'s Routes: after a switch to Ingress exposure only one
+/// object may expose the tenant. A cluster that does not serve Routes has
+/// none (404).
+async fn remove_routes(cp: &ControlPlane, ctx: &Context) -> Result<()> {
+    let ns = names::namespace_of(&cp.name_any());
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        ctx.client.clone(),
+        &ns,
+        &builders::exposure::route_resource(),
+    );
+    let params = kube::api::ListParams::default().labels(&exposure_selector(cp, "route"));
+    let list = match api.list_metadata(&params).await {
+        Ok(list) => list,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => {
+            return Err(crate::error::Error::api(
+                format!("listing Routes in {ns}"),
+                e,
+            ));
+        }
+    };
+    for route in list.items {
+        let name = route.name_any();
+        match api.delete(&name, &Default::default()).await {
+            Ok(_) => ctx.metrics.write("Route"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(crate::error::Error::api(
+                    format!("deleting Route {ns}/{name}"),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Exposure of the API: the Ingress, or the Route and its host. `Ok(Err(msg))`
-/// while the router has not assigned a host yet.
+/// while the router has not assigned a host yet. The object of the other
+/// mode, left by an operator that exposed differently, is removed.
 async fn expose(
     cp: &ControlPlane,
     profile: &Profile,
     ctx: &Context,
 ) -> Result<std::result::Result<Option<String>, String>> {
+    let ns = names::namespace_of(&cp.name_any());
     match ctx.exposure {
         Exposure::Ingress => {
             if let Some(ingress) = builders::exposure::ingress(cp, profile, &ctx.config)? {
                 ctx.applier.apply::<Ingress>(&ingress).await?;
             }
+            remove_routes(cp, ctx).await?;
             Ok(Ok(None))
         }
         Exposure::Route => {
+            ctx.applier
+                .prune::<Ingress>(&ns, &exposure_selector(cp, "ingress"), &[])
+                .await?;
             let Some(route) = builders::exposure::route(cp, profile)? else {
                 return Ok(Ok(None));
             };

@@ -20,9 +20,7 @@ pub async fn provision(cp: &ControlPlane, profile: &Profile, ctx: &Context) -> R
     for sa in vcluster::service_accounts(cp)? {
         ctx.applier.apply(&sa).await?;
     }
-    let (role, binding) = vcluster::rbac(cp)?;
-    ctx.applier.apply(&role).await?;
-    ctx.applier.apply(&binding).await?;
+    ctx.applier.apply(&vcluster::role_binding(cp)?).await?;
     // The chart's Services (`vcluster` among them, the profile's API Service).
     for svc in vcluster::services(cp)? {
         ctx.applier.apply(&svc).await?;

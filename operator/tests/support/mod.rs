@@ -61,9 +61,146 @@ pub fn assert_logs_clean(secrets: &[String]) {
     }
 }
 
+/// The operator's ServiceAccount, as `config/rbac/` names it.
+pub const SA_NAMESPACE: &str = "kubeflex-system";
+pub const SA_NAME: &str = "kubeflex-operator";
+
+fn rbac_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/rbac")
+}
+
+/// The objects `config/rbac/kustomization.yaml` lists, in its order.
+pub fn rbac_objects() -> Vec<serde_json::Value> {
+    let kustomization: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(rbac_dir().join("kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
+    kustomization["resources"]
+        .as_array()
+        .expect("kustomization.yaml lists resources")
+        .iter()
+        .map(|file| {
+            let path = rbac_dir().join(file.as_str().unwrap());
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect()
+}
+
+fn plural(kind: &str) -> &'static str {
+    match kind {
+        "ServiceAccount" => "serviceaccounts",
+        "ClusterRole" => "clusterroles",
+        "ClusterRoleBinding" => "clusterrolebindings",
+        "Role" => "roles",
+        "RoleBinding" => "rolebindings",
+        other => panic!("config/rbac holds an unexpected kind {other}"),
+    }
+}
+
+/// Server-side applies one object as the admin (installing RBAC is the
+/// cluster admin's job, as in a real installation).
+pub async fn apply_as_admin(client: &Client, obj: &serde_json::Value) {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let api_version = obj["apiVersion"].as_str().unwrap();
+    let kind = obj["kind"].as_str().unwrap();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind),
+        plural(kind),
+    );
+    let name = obj["metadata"]["name"].as_str().unwrap();
+    let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    api.patch(
+        name,
+        &PatchParams::apply("rbac-test").force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+}
+
+/// Installs `config/rbac/` (after `edit`, which may change any object) as
+/// the admin, and returns a client authenticated as the operator's
+/// ServiceAccount (a TokenRequest token).
+pub async fn install_rbac(
+    env: &TestEnv,
+    admin: &Client,
+    edit: impl Fn(&mut serde_json::Value),
+) -> Client {
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": SA_NAMESPACE}})).unwrap();
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone());
+    if namespaces.get_opt(SA_NAMESPACE).await.unwrap().is_none() {
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+    }
+    for mut obj in rbac_objects() {
+        edit(&mut obj);
+        apply_as_admin(admin, &obj).await;
+    }
+    let yaml = service_account_kubeconfig_of(
+        admin,
+        &env.url(),
+        env.ca_pem().as_bytes(),
+        SA_NAMESPACE,
+        SA_NAME,
+    )
+    .await;
+    kubeflex_testenv::client_from_kubeconfig(&yaml)
+        .await
+        .unwrap()
+}
+
+/// A kubeconfig (YAML) for ServiceAccount `ns/name` of the server at
+/// `server`, with a token `admin` mints by TokenRequest.
+pub async fn service_account_kubeconfig_of(
+    admin: &Client,
+    server: &str,
+    ca_pem: &[u8],
+    ns: &str,
+    name: &str,
+) -> String {
+    use base64::Engine as _;
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    assert!(!token.is_empty(), "empty token for {ns}/{name}");
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: testenv\n    user: {name}\ncurrent-context: {name}\n"
+    )
+}
+
 pub struct Harness {
     pub env: TestEnv,
+    /// The admin: installs CRDs and RBAC, and observes what the operator
+    /// did (reading Secrets, Events and objects of every kind is what a
+    /// test checks; the operator itself never runs as this).
     pub client: Client,
+    /// The operator's own client: ServiceAccount
+    /// `kubeflex-system/kubeflex-operator` bound by `config/rbac/`.
+    pub operator_client: Client,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub metrics: Arc<Metrics>,
@@ -106,12 +243,14 @@ impl Harness {
         for crd in kubeflex_operator::crdgen::crds() {
             crds.create(&PostParams::default(), &crd).await.unwrap();
         }
+        let operator_client = install_rbac(&env, &client, |_| {}).await;
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("hosting-kubeconfig");
         std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
         let mut h = Self {
             env,
             client,
+            operator_client,
             dir,
             kubeconfig,
             metrics: Arc::new(Metrics::default()),
@@ -122,11 +261,17 @@ impl Harness {
         h
     }
 
+    /// Starts the operator as its ServiceAccount.
     pub fn start_operator(&mut self) {
+        self.start_operator_with(config());
+    }
+
+    /// [`Harness::start_operator`] with another configuration.
+    pub fn start_operator_with(&mut self, config: OperatorConfig) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(kubeflex_operator::controller::run(
-            self.client.clone(),
-            config(),
+            self.operator_client.clone(),
+            config,
             self.settings.clone(),
             self.metrics.clone(),
             async move {
@@ -366,8 +511,9 @@ impl Harness {
 }
 
 impl Harness {
-    /// [`Harness::start_with`] without starting the operator: for tests that
-    /// run it with another identity ([`Harness::start_operator_as`]).
+    /// [`Harness::start_with`] without RBAC and without starting the
+    /// operator: for tests that install an edited `config/rbac/` and run it
+    /// with that identity ([`Harness::start_operator_as`]).
     pub async fn start_idle(builder: Builder, settings: Settings) -> Self {
         logs();
         let env = builder.start().await.unwrap();
@@ -381,6 +527,7 @@ impl Harness {
         std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
         Self {
             env,
+            operator_client: client.clone(),
             client,
             dir,
             kubeconfig,
@@ -416,30 +563,14 @@ impl Harness {
     /// A kubeconfig (YAML) authenticating as ServiceAccount `ns/name` with a
     /// bearer token minted by TokenRequest, trusting the server's CA.
     pub async fn service_account_kubeconfig(&self, ns: &str, name: &str) -> String {
-        use base64::Engine as _;
-        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-        use k8s_openapi::api::core::v1::ServiceAccount;
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: Vec::new(),
-                expiration_seconds: Some(3600),
-                ..TokenRequestSpec::default()
-            },
-            ..TokenRequest::default()
-        };
-        let token = Api::<ServiceAccount>::namespaced(self.client.clone(), ns)
-            .create_token_request(name, &PostParams::default(), &request)
-            .await
-            .unwrap()
-            .status
-            .unwrap()
-            .token;
-        assert!(!token.is_empty(), "empty token for {ns}/{name}");
-        let ca = base64::engine::general_purpose::STANDARD.encode(self.env.ca_pem());
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: testenv\n    user: {name}\ncurrent-context: {name}\n",
-            self.env.url()
+        service_account_kubeconfig_of(
+            &self.client,
+            &self.env.url(),
+            self.env.ca_pem().as_bytes(),
+            ns,
+            name,
         )
+        .await
     }
 
     /// A kube client authenticated as ServiceAccount `ns/name` (bearer token).
@@ -448,5 +579,77 @@ impl Harness {
         kubeflex_testenv::client_from_kubeconfig(&yaml)
             .await
             .unwrap()
+    }
+}
+
+/// Secret values worth hiding: every value of every Secret in the cluster
+/// (tokens inside kubeconfigs taken out), except public ones (certificates,
+/// public keys, user names, namespaces). PEM is caught by its header.
+fn secret_values(secrets: &[Secret]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in secrets {
+        for (key, value) in s.data.clone().unwrap_or_default() {
+            let public = key == "username"
+                || key == "namespace"
+                || key.ends_with(".crt")
+                || key.ends_with(".pub");
+            let Ok(text) = String::from_utf8(value.0) else {
+                continue;
+            };
+            if public || text.contains("-----BEGIN") {
+                continue;
+            }
+            if text.contains("apiVersion: v1") && text.contains("clusters:") {
+                out.extend(
+                    text.lines()
+                        .filter_map(|l| l.trim().strip_prefix("token:"))
+                        .map(|t| t.trim().to_string()),
+                );
+            } else {
+                out.push(text);
+            }
+        }
+    }
+    out.retain(|v| v.len() >= 8);
+    out
+}
+
+impl Harness {
+    /// Scans this run's logs, every Event and every ControlPlane's status
+    /// for any Secret value in the cluster (and PEM material).
+    pub async fn assert_no_secret_leaked(&self) {
+        let secrets = Api::<Secret>::all(self.client.clone())
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items;
+        let values = secret_values(&secrets);
+        assert_logs_clean(&values);
+        let events = Api::<k8s_openapi::api::events::v1::Event>::all(self.client.clone())
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items;
+        let events = serde_json::to_string(&events).unwrap();
+        let statuses: Vec<_> = self
+            .cps()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|cp| cp.status)
+            .collect();
+        let statuses = serde_json::to_string(&statuses).unwrap();
+        for (what, text) in [("an Event", &events), ("a ControlPlane status", &statuses)] {
+            assert!(!text.contains("-----BEGIN"), "PEM material in {what}");
+            for v in &values {
+                assert!(
+                    !text.contains(v.as_str()),
+                    "a secret value ({} chars) is in {what}",
+                    v.len()
+                );
+            }
+        }
     }
 }

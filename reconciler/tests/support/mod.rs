@@ -33,13 +33,109 @@ pub fn cp_with_vars(name: &str, vars: &str) -> String {
 }
 
 /// A testenv with the project's CRDs installed.
+/// The reconciler's ServiceAccount, as `config/rbac/` names it.
+pub const SA_NAMESPACE: &str = "kubeflex-system";
+pub const SA_NAME: &str = "kubeflex-reconciler";
+/// The reconciler's objects in `config/rbac/`.
+const RBAC_FILES: [&str; 5] = [
+    "reconciler_service_account.yaml",
+    "reconciler_role.yaml",
+    "reconciler_role_binding.yaml",
+    "reconciler_leader_election_role.yaml",
+    "reconciler_leader_election_role_binding.yaml",
+];
+/// Where the tests' reconcilers keep their Leases (its `--lease-namespace`
+/// default); the leader-election Role is installed there.
+const LEASE_NAMESPACE: &str = "default";
+
 pub struct Cluster {
     /// `None` while stopped (see [`Cluster::stop`]).
     env: Option<kubeflex_testenv::TestEnv>,
     /// Set for a durable cluster: where its state lives, and its address.
     durable: Option<(tempfile::TempDir, std::net::SocketAddr)>,
+    /// The reconciler's identity: ServiceAccount
+    /// `kubeflex-system/kubeflex-reconciler` with the RBAC of `config/rbac/`
+    /// (a TokenRequest token), never an admin. In-process reconcilers and
+    /// the tests' own reads go through it, and so does [`Cluster::kubeconfig`].
     pub client: kube::Client,
+    /// The admin, for installing CRDs and RBAC only (a cluster admin's job).
+    pub admin: kube::Client,
     pub dir: tempfile::TempDir,
+}
+
+/// Installs the reconciler's ServiceAccount and roles from `config/rbac/`
+/// as `admin` (its lease Role in [`LEASE_NAMESPACE`]) and returns a
+/// kubeconfig authenticating as that ServiceAccount with a TokenRequest
+/// token; the CA is written next to it, in `dir`.
+async fn reconciler_kubeconfig(
+    env: &kubeflex_testenv::TestEnv,
+    admin: &kube::Client,
+    dir: &Path,
+) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+    use kube::api::{GroupVersionKind, PostParams};
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    if namespaces.get_opt(SA_NAMESPACE).await.unwrap().is_none() {
+        let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": SA_NAMESPACE}}))
+            .unwrap();
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
+    let rbac = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/rbac");
+    for file in RBAC_FILES {
+        let text = std::fs::read_to_string(rbac.join(file)).unwrap();
+        let mut obj: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let kind = obj["kind"].as_str().unwrap().to_string();
+        if kind == "Role" || (kind == "RoleBinding" && obj["roleRef"]["kind"] == "Role") {
+            obj["metadata"]["namespace"] = LEASE_NAMESPACE.into();
+        }
+        let (group, version) = obj["apiVersion"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
+            .map_or(("", "v1"), |(g, v)| (g, v));
+        let plural = format!("{}s", kind.to_lowercase());
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, &kind),
+            &plural,
+        );
+        let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+        let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(admin.clone(), ns, &ar),
+            None => Api::all_with(admin.clone(), &ar),
+        };
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(24 * 3600),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), SA_NAMESPACE)
+        .create_token_request(SA_NAME, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, env.ca_pem()).unwrap();
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {SA_NAME}\n  user:\n    token: {token}\ncontexts:\n- name: {SA_NAME}\n  context:\n    cluster: testenv\n    user: {SA_NAME}\ncurrent-context: {SA_NAME}\n",
+        env.url(),
+        ca.display()
+    )
 }
 
 impl Cluster {
@@ -84,8 +180,8 @@ impl Cluster {
         env: kubeflex_testenv::TestEnv,
         durable: Option<(tempfile::TempDir, std::net::SocketAddr)>,
     ) -> Self {
-        let client = env.client().await.unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let admin = env.client().await.unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
         for crd in kubeflex_operator::crdgen::crds() {
             let name = crd.metadata.name.clone().unwrap();
             crds.patch(
@@ -96,19 +192,30 @@ impl Cluster {
             .await
             .unwrap();
         }
-        let cps = Self::cps_of(&client);
-        let syncs: Api<Sync> = Api::all(client.clone());
+        let cps = Self::cps_of(&admin);
+        let syncs: Api<Sync> = Api::all(admin.clone());
         eventually("CRDs served", || async {
             cps.list(&Default::default()).await.is_ok()
                 && syncs.list(&Default::default()).await.is_ok()
         })
         .await;
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("kubeconfig"), env.kubeconfig()).unwrap();
+        let kubeconfig = reconciler_kubeconfig(&env, &admin, dir.path()).await;
+        std::fs::write(dir.path().join("kubeconfig"), &kubeconfig).unwrap();
+        let client = kubeflex_testenv::client_from_kubeconfig(&kubeconfig)
+            .await
+            .unwrap();
+        // Really the ServiceAccount, not an admin: it may not read Secrets.
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::all(client.clone());
+        assert!(
+            secrets.list(&Default::default()).await.is_err(),
+            "the reconciler's test identity can read Secrets"
+        );
         Self {
             env: Some(env),
             durable,
             client,
+            admin,
             dir,
         }
     }
