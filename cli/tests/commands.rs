@@ -483,3 +483,122 @@ async fn offline_commands() {
         .await);
     assert_eq!(names(&kc, "contexts"), ["host2"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn k3s_external_and_refused_types() {
+    let env = Env::start().await;
+    let kc = env.hosting_file("config");
+    let files: [&Path; 1] = [&kc];
+    ok(&env
+        .kflex(&files, &["config", "set-hosting", "testenv"])
+        .await);
+
+    // A reason that needs a person stops the wait at once.
+    let start = std::time::Instant::now();
+    let out = env
+        .kflex(&files, &["create", "old", "-t", "ocm", "--timeout", "2m"])
+        .await;
+    let e = fails(&out);
+    assert!(e.contains("deprecated"), "{e}");
+    assert!(
+        e.contains("control plane old is not ready (Refused)"),
+        "{e}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(60));
+    assert!(!names(&kc, "contexts").contains(&"old".to_string()));
+
+    // k3s: renamed entries (§7.2), reachable by context through the ingress.
+    ok(&env.kflex(&files, &["create", "k3", "-t", "k3s"]).await);
+    let doc = yaml(&kc);
+    let k3 = entry(&doc, "contexts", "k3");
+    assert_eq!(k3["context"]["cluster"], "k3-cluster");
+    assert_eq!(k3["context"]["user"], "k3-admin");
+    assert_eq!(
+        entry(&doc, "clusters", "k3-cluster")["cluster"]["tls-server-name"],
+        "k3.localtest.me"
+    );
+    ok(&env.kubectl(&files, &["--context", "k3", "get", "ns"]).await);
+
+    // adopt the hosting cluster itself as `external`, wait, merge, switch.
+    let e = fails(
+        &env.kflex(&files, &["adopt", "ext1", "--adopted-context", "testenv"])
+            .await,
+    );
+    assert!(
+        e.contains("namespace kubeflex-system does not exist") && e.contains("kflex init"),
+        "{e}"
+    );
+    ok(&env
+        .kubectl(
+            &files,
+            &[
+                "--context",
+                "testenv",
+                "create",
+                "namespace",
+                "kubeflex-system",
+            ],
+        )
+        .await);
+    let out = ok(&env
+        .kflex(
+            &files,
+            &["adopt", "ext1", "--adopted-context", "testenv", "--wait"],
+        )
+        .await);
+    assert!(out.contains("adopted and ready"), "{out}");
+    assert_eq!(
+        ok(&env.kubectl(&files, &["config", "current-context"]).await).trim(),
+        "ext1"
+    );
+    ok(&env
+        .kubectl(&files, &["--context", "ext1", "get", "ns"])
+        .await);
+    let r = ok(&env.kubectl(&files, &["--context", "testenv", "get", "controlplane", "ext1", "-o",
+        "jsonpath={.spec.type}/{.spec.bootstrapSecretRef.name}/{.spec.bootstrapSecretRef.inClusterKey}"]).await);
+    assert_eq!(r, "external/ext1-bootstrap/kubeconfig-incluster");
+    // Loaded again from the server (external: its in-cluster key), marked.
+    ok(&env.kflex(&files, &["ctx", "-o", "ext1", "-v"]).await);
+    assert_eq!(
+        ext_data(entry(&yaml(&kc), "contexts", "ext1"))["controlplane-name"],
+        "ext1"
+    );
+    ok(&env
+        .kubectl(&files, &["--context", "ext1", "get", "ns"])
+        .await);
+    let e = fails(
+        &env.kflex(
+            &files,
+            &[
+                "adopt",
+                "ext2",
+                "--adopted-context",
+                "testenv",
+                "--url-override",
+                "https://localhost:6443",
+            ],
+        )
+        .await,
+    );
+    assert!(e.contains("invalid server endpoint"), "{e}");
+
+    // ext1 is the hosting cluster itself, with a token that its deletion
+    // revokes: delete from the hosting context.
+    ok(&env.kflex(&files, &["ctx", "testenv"]).await);
+    for n in ["k3", "ext1", "old"] {
+        ok(&env.kflex(&files, &["delete", n]).await);
+    }
+    let text = std::fs::read_to_string(&kc).unwrap();
+    for n in ["k3", "ext1"] {
+        assert!(
+            !names(&kc, "contexts").contains(&n.to_string()),
+            "{n}:\n{text}"
+        );
+    }
+    assert!(
+        !names(&kc, "clusters")
+            .iter()
+            .any(|c| c.starts_with("k3") || c.starts_with("ext1")),
+        "{text}"
+    );
+}

@@ -131,14 +131,26 @@ pub async fn run(app: &App, a: AdoptArgs) -> anyhow::Result<()> {
         ),
         ..Secret::default()
     };
-    Api::<Secret>::namespaced(hosting.client.clone(), ns)
+    let written = Api::<Secret>::namespaced(hosting.client.clone(), ns)
         .patch(
             &secret_name,
             &PatchParams::apply("kflex").force(),
             &Patch::Apply(&secret),
         )
         .await
-        .map_err(|e| anyhow!("writing Secret {ns}/{secret_name}: {}", kube_error(&e)))?;
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 404 => {
+                anyhow!(
+                    "namespace {ns} does not exist on {}: run `kflex init` first",
+                    hosting.context
+                )
+            }
+            _ => anyhow!("writing Secret {ns}/{secret_name}: {}", kube_error(&e)),
+        });
+    if let Err(e) = written {
+        step.fail();
+        return Err(e);
+    }
     let spec = ControlPlaneSpec {
         type_: ControlPlaneType::External,
         token_expiration_seconds: Some(a.expiration_seconds),
