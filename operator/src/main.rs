@@ -52,6 +52,11 @@ struct RunArgs {
     /// Port of the ingress controller as reached from outside.
     #[arg(long, env = "KFLEX_EXTERNAL_PORT", default_value_t = 9443)]
     external_port: u16,
+    /// Address of the ingress when no DNS resolves `<cp>.<domain>`:
+    /// off-cluster kubeconfigs (k8s, k3s) then name `https://ADDR:<external
+    /// port>` with `tls-server-name: <cp>.<domain>`.
+    #[arg(long, env = "KFLEX_EXTERNAL_ADDRESS")]
+    external_address: Option<String>,
     /// Key algorithm of generated certificates.
     #[arg(long, env = "KFLEX_PKI_ALGORITHM", default_value = "ecdsa-p256", value_parser = ["ecdsa-p256", "rsa-2048"])]
     pki_algorithm: String,
@@ -177,6 +182,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let mut config = OperatorConfig {
             domain: args.domain.clone(),
             external_port: args.external_port,
+            external_address: args.external_address.clone(),
             host_container: args.host_container.clone(),
             exposure: match args.exposure.as_str() {
                 "ingress" => ExposureMode::Ingress,
@@ -206,6 +212,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", args.metrics_addr))?;
         tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz, /readyz");
         let server = tokio::spawn(metrics::serve(listener, metrics.clone()));
+        let mut wanted = vec![config.system_namespace.clone()];
+        if args.leader_elect && !wanted.contains(&args.leader_election_namespace) {
+            wanted.push(args.leader_election_namespace.clone());
+        }
+        for ns in &wanted {
+            ensure_namespace(&client, ns).await?;
+        }
         let mut lease = None;
         if args.leader_elect {
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("kubeflex-operator-{}", std::process::id()));
@@ -241,6 +254,38 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         server.abort();
         Ok(())
     })
+}
+
+/// Creates `ns` when missing (a fresh cluster before `kflex init`): without
+/// it the Lease and every shared object would be retried for ever. Where
+/// RBAC forbids creating it, one line names the namespace and the command.
+async fn ensure_namespace(client: &kube::Client, ns: &str) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{ObjectMeta, PostParams};
+    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    match api.get_opt(ns).await {
+        Ok(Some(_)) => return Ok(()),
+        Ok(None) | Err(kube::Error::Api(_)) => {}
+        Err(e) => anyhow::bail!("reading namespace {ns}: {}", telemetry::one_line(&e)),
+    }
+    let obj = Namespace {
+        metadata: ObjectMeta {
+            name: Some(ns.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => {
+            tracing::info!(namespace = ns, "created the missing namespace");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 403 => anyhow::bail!(
+            "namespace {ns} does not exist and this operator may not create it: run `kubectl create namespace {ns}` (or `kflex init`) first"
+        ),
+        Err(e) => anyhow::bail!("creating namespace {ns}: {}", telemetry::one_line(&e)),
+    }
 }
 
 #[cfg(test)]
