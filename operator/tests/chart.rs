@@ -405,14 +405,6 @@ fn rbac_key(obj: &Value) -> String {
     )
 }
 
-const RBAC_KINDS: [&str; 5] = [
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-];
-
 #[tokio::test(flavor = "multi_thread")]
 async fn chart_rbac_is_config_rbac() {
     let docs = render(

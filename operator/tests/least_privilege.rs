@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kubeflex_testenv::TestEnv;
@@ -27,20 +28,12 @@ use serde_json::{Value, json};
 use support::{Harness, condition};
 
 const NAMESPACE: &str = "kubeflex-system";
-const RBAC_KINDS: [&str; 5] = [
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-];
-
 /// The chart's RBAC objects (operator and reconciler), rendered by Helm.
 async fn chart_rbac() -> Vec<Value> {
     session::render(json!({"reconciler": {"enabled": true, "git": {"url": "file:///unused"}}}))
         .await
         .into_iter()
-        .filter(|d| RBAC_KINDS.contains(&d["kind"].as_str().unwrap()))
+        .filter(|d| session::RBAC_KINDS.contains(&d["kind"].as_str().unwrap()))
         .collect()
 }
 
@@ -95,6 +88,17 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Err(format!("timed out after {secs}s waiting for {what}"))
+}
+
+/// Whether an events.k8s.io Event in `default` regards the object `name`.
+async fn events_about(client: &Client, name: &str) -> bool {
+    Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
 }
 
 fn cp_yaml(name: &str, type_: &str, extra: &str) -> String {
@@ -163,6 +167,12 @@ async fn operator_scenario(h: &mut Harness, secs: u64) -> Result<(), String> {
             })
             .await?;
         }
+        // Condition changes are published as Events (about a cluster-scoped
+        // object: in `default`).
+        within(secs, "an Event about alpha", || {
+            events_about(&h.client, "alpha")
+        })
+        .await?;
         let hosty = h.cps().get("hosty").await.unwrap();
         let ran = hosty
             .status
@@ -312,6 +322,9 @@ async fn reconciler_scenario(h: &Harness) -> Result<(), String> {
         .ok_or("no Sync object")?;
     if sync.data["status"].is_null() {
         return Err("the Sync object has no status".into());
+    }
+    if !events_about(&h.client, "default").await {
+        return Err("no Event about the Sync object".into());
     }
 
     // Prune: `three` left Git.

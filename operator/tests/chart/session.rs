@@ -14,6 +14,15 @@ use kube::api::PostParams;
 use kubeflex_testenv::TestEnv;
 use serde_json::{Value, json};
 
+/// The kinds of the chart's RBAC objects.
+pub const RBAC_KINDS: [&str; 5] = [
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+];
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
