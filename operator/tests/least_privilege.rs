@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kubeflex_testenv::TestEnv;
@@ -109,9 +110,37 @@ fn cp_yaml(name: &str, type_: &str, extra: &str) -> String {
 
 const HELLO: &str = include_str!("../../config/samples/postcreate-hooks/hello.yaml");
 
+/// A hook creating a cluster-scoped object of an allow-listed kind (a CRD),
+/// which the operator removes with the control plane.
+const WIDGETS: &str = "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1
+kind: PostCreateHook
+metadata:
+  name: widgets
+spec:
+  templates:
+  - apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata:
+      name: widgets.{{.ControlPlaneName}}.example.com
+    spec:
+      group: '{{.ControlPlaneName}}.example.com'
+      scope: Namespaced
+      names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+      versions:
+      - name: v1
+        served: true
+        storage: true
+        schema:
+          openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
 /// The operator as `kubeflex-system/kubeflex-operator`: its Lease, every
 /// hosted type Synced and Ready, the `hello` hook run, all deleted.
-async fn operator_scenario(h: &mut Harness, secs: u64) -> Result<(), String> {
+async fn operator_scenario(
+    h: &mut Harness,
+    cps: &[(&str, &str, &str)],
+    secs: u64,
+) -> Result<(), String> {
     let sa = h
         .service_account_client(NAMESPACE, "kubeflex-operator")
         .await;
@@ -129,7 +158,6 @@ async fn operator_scenario(h: &mut Harness, secs: u64) -> Result<(), String> {
         .await
         .map_err(|_| "the leader Lease could not be taken or renewed".to_owned())?;
     }
-    let hook: DynamicObject = serde_saphyr::from_str(HELLO).unwrap();
     let hooks_ar = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk(
             "tenancy.kflex.kubestellar.org",
@@ -138,26 +166,19 @@ async fn operator_scenario(h: &mut Harness, secs: u64) -> Result<(), String> {
         ),
         "postcreatehooks",
     );
-    Api::<DynamicObject>::all_with(h.client.clone(), &hooks_ar)
-        .create(&PostParams::default(), &hook)
-        .await
-        .unwrap();
+    for yaml in [HELLO, WIDGETS] {
+        let hook: DynamicObject = serde_saphyr::from_str(yaml).unwrap();
+        Api::<DynamicObject>::all_with(h.client.clone(), &hooks_ar)
+            .create(&PostParams::default(), &hook)
+            .await
+            .unwrap();
+    }
     h.start_operator_as(sa);
-    let cps = [
-        ("alpha", "k8s", ""),
-        (
-            "hosty",
-            "host",
-            "  waitForPostCreateHooks: true\n  postCreateHook: hello\n",
-        ),
-        ("vee", "vcluster", ""),
-        ("kay", "k3s", ""),
-    ];
-    for (name, type_, extra) in cps {
+    for &(name, type_, extra) in cps {
         h.create_cp(&cp_yaml(name, type_, extra)).await;
     }
     let result = async {
-        for (name, _, _) in cps {
+        for &(name, _, _) in cps {
             within(secs, &format!("{name} Synced and Ready"), || async {
                 h.cps().get_opt(name).await.unwrap().is_some_and(|cp| {
                     ["Synced", "Ready"]
@@ -169,22 +190,35 @@ async fn operator_scenario(h: &mut Harness, secs: u64) -> Result<(), String> {
         }
         // Condition changes are published as Events (about a cluster-scoped
         // object: in `default`).
-        within(secs, "an Event about alpha", || {
-            events_about(&h.client, "alpha")
+        let first = cps[0].0;
+        within(secs, &format!("an Event about {first}"), || {
+            events_about(&h.client, first)
         })
         .await?;
-        let hosty = h.cps().get("hosty").await.unwrap();
-        let ran = hosty
-            .status
-            .and_then(|s| s.post_create_hooks)
-            .and_then(|m| m.get("hello").copied());
-        if ran != Some(true) {
-            return Err(format!("the hello hook did not complete: {ran:?}"));
+        let crds: Api<CustomResourceDefinition> = Api::all(h.client.clone());
+        for &(name, _, extra) in cps.iter().filter(|c| c.2.contains("hookName")) {
+            let hooks = h
+                .cps()
+                .get(name)
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.post_create_hooks)
+                .unwrap_or_default();
+            for hook in ["hello", "widgets"] {
+                if hooks.get(hook) != Some(&true) {
+                    return Err(format!("{name}: hook {hook} did not complete: {hooks:?}"));
+                }
+            }
+            let crd = format!("widgets.{name}.example.com");
+            if crds.get_opt(&crd).await.unwrap().is_none() {
+                return Err(format!("{name}: the hook's {crd} is missing ({extra:?})"));
+            }
         }
-        for (name, _, _) in cps {
+        for &(name, _, _) in cps {
             h.delete_cp(name).await;
         }
-        for (name, _, _) in cps {
+        for &(name, _, _) in cps {
             within(secs, &format!("{name} and {name}-system gone"), || async {
                 h.cps().get_opt(name).await.unwrap().is_none()
                     && Api::<Namespace>::all(h.client.clone())
@@ -192,6 +226,13 @@ async fn operator_scenario(h: &mut Harness, secs: u64) -> Result<(), String> {
                         .await
                         .unwrap()
                         .is_none()
+            })
+            .await?;
+        }
+        for &(name, _, _) in cps.iter().filter(|c| c.2.contains("hookName")) {
+            let crd = format!("widgets.{name}.example.com");
+            within(secs, &format!("the hook's {crd} removed"), || async {
+                crds.get_opt(&crd).await.unwrap().is_none()
             })
             .await?;
         }
@@ -354,10 +395,26 @@ async fn reconciler_scenario(h: &Harness) -> Result<(), String> {
     Ok(())
 }
 
+/// Every type that needs no second cluster, and a hook awaited.
+const HOSTED: [(&str, &str, &str); 4] = [
+    ("alpha", "k8s", ""),
+    (
+        "hosty",
+        "host",
+        "  waitForPostCreateHooks: true\n  postCreateHooks:\n  - hookName: hello\n  - hookName: widgets\n",
+    ),
+    ("vee", "vcluster", ""),
+    ("kay", "k3s", ""),
+];
+
+/// On OpenShift (Routes served) a `k8s` control plane is exposed by a Route.
+const ON_OPENSHIFT: [(&str, &str, &str); 1] = [("ocp", "k8s", "")];
+
 /// A testenv with the CRDs and `objects` (the chart's RBAC) applied; the
 /// operator not started.
-async fn harness_with(objects: &[Value]) -> Harness {
-    let h = Harness::start_idle(TestEnv::builder(), support::settings()).await;
+async fn harness_with(objects: &[Value], openshift: bool) -> Harness {
+    let builder = TestEnv::builder().openshift_routes(openshift);
+    let h = Harness::start_idle(builder, support::settings()).await;
     apply_as_admin(&h.client, objects).await;
     h
 }
@@ -365,7 +422,7 @@ async fn harness_with(objects: &[Value]) -> Harness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_runs_as_the_charts_service_account() {
     let rbac = chart_rbac().await;
-    let mut h = harness_with(&rbac).await;
+    let mut h = harness_with(&rbac, false).await;
     // The identity really is the ServiceAccount, not an admin.
     let sa = h
         .service_account_client(NAMESPACE, "kubeflex-operator")
@@ -378,13 +435,20 @@ async fn the_operator_runs_as_the_charts_service_account() {
         err.to_string().contains("cannot list resource \"pods\""),
         "{err}"
     );
-    operator_scenario(&mut h, 120).await.unwrap();
+    operator_scenario(&mut h, &HOSTED, 120).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_as_the_charts_service_account_on_openshift() {
+    let rbac = chart_rbac().await;
+    let mut h = harness_with(&rbac, true).await;
+    operator_scenario(&mut h, &ON_OPENSHIFT, 120).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reconciler_runs_as_the_charts_service_account() {
     let rbac = chart_rbac().await;
-    let h = harness_with(&rbac).await;
+    let h = harness_with(&rbac, false).await;
     let sa = h
         .service_account_client(NAMESPACE, "kubeflex-reconciler")
         .await;
@@ -423,11 +487,18 @@ async fn every_chart_rule_is_needed() {
         let mut edited = rbac.clone();
         let removed = edited[obj]["rules"].as_array_mut().unwrap().remove(rule);
         let who = edited[obj]["metadata"]["name"].as_str().unwrap().to_owned();
-        let mut h = harness_with(&edited).await;
         let outcome = if who.starts_with("kubeflex-reconciler") {
-            reconciler_scenario(&h).await
+            reconciler_scenario(&harness_with(&edited, false).await).await
         } else {
-            operator_scenario(&mut h, 30).await
+            // The OpenShift variant only when the first does not fail.
+            let mut h = harness_with(&edited, false).await;
+            match operator_scenario(&mut h, &HOSTED, 30).await {
+                Ok(()) => {
+                    let mut h = harness_with(&edited, true).await;
+                    operator_scenario(&mut h, &ON_OPENSHIFT, 30).await
+                }
+                failed => failed,
+            }
         };
         match outcome {
             Err(e) => eprintln!(
