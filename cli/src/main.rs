@@ -1,29 +1,32 @@
-//! `kflex`: the command-line tool. Only `version` exists so far.
+//! `kflex`: exit 0 on success, 1 on failure (`Error: <one line>` on
+//! stderr), 2 on a usage error (clap's own).
 
-use clap::{Parser, Subcommand};
+use clap::Parser as _;
 
-#[derive(Parser)]
-#[command(name = "kflex", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print the kflex version and the API version it speaks.
-    Version,
-}
-
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Version => {
-            println!(
-                "kflex {} ({})",
-                env!("CARGO_PKG_VERSION"),
-                kubeflex_operator::api::API_VERSION
-            );
+fn main() -> std::process::ExitCode {
+    let cli = kflex::cli::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match rt.block_on(kflex::commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the outermost context and the root cause.
+            let root = e.root_cause().to_string();
+            let top = e.to_string();
+            if top == root {
+                eprintln!("Error: {top}");
+            } else {
+                eprintln!("Error: {top}: {root}");
+            }
+            std::process::ExitCode::from(1)
         }
     }
-    Ok(())
 }

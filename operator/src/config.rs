@@ -17,6 +17,11 @@ pub struct OperatorConfig {
     pub domain: String,
     /// Port of the ingress controller as reached from outside (KubeFlex: 9443).
     pub external_port: u16,
+    /// `--external-address`: the ingress' address when no DNS resolves
+    /// `<cp>.<domain>`. Off-cluster kubeconfigs of ingress-exposed types then
+    /// name `https://ADDR:<external port>` with `tls-server-name: <cp>.<domain>`,
+    /// so SNI routing and certificate checks still work.
+    pub external_address: Option<String>,
     /// Name of the hosting cluster's node container (KubeFlex: `kubeflex-control-plane`),
     /// a SAN of API server certificates so other clusters on the Docker network can reach it.
     pub host_container: String,
@@ -43,6 +48,7 @@ impl Default for OperatorConfig {
         Self {
             domain: "localtest.me".into(),
             external_port: 9443,
+            external_address: None,
             host_container: "kubeflex-control-plane".into(),
             system_namespace: crate::names::SYSTEM_NAMESPACE.into(),
             exposure: ExposureMode::Auto,
@@ -65,6 +71,19 @@ impl OperatorConfig {
     /// The external host of a control plane: `<cp>.<domain>`.
     pub fn external_host(&self, cp_name: &str) -> String {
         format!("{cp_name}.{}", self.domain)
+    }
+
+    /// The TLS server name off-cluster kubeconfigs carry: `<cp>.<domain>`
+    /// when `--external-address` replaces the host in the URL (not for Routes).
+    pub fn external_tls_server_name(
+        &self,
+        cp_name: &str,
+        route_host: Option<&str>,
+    ) -> Option<String> {
+        match (&self.external_address, route_host) {
+            (Some(_), None) => Some(self.external_host(cp_name)),
+            _ => None,
+        }
     }
 
     /// Ingress or Route, given whether `route.openshift.io` is served.

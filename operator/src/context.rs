@@ -143,7 +143,7 @@ impl Context {
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %e, reason, "publishing an Event failed");
+            tracing::warn!(error = %crate::telemetry::one_line(&e), reason, "publishing an Event failed");
         }
     }
 }

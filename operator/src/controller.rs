@@ -53,7 +53,7 @@ pub async fn routes_served(client: &Client) -> bool {
     match client.list_api_groups().await {
         Ok(groups) => groups.groups.iter().any(|g| g.name == "route.openshift.io"),
         Err(e) => {
-            tracing::warn!(error = %e, "API discovery failed; assuming no OpenShift Routes");
+            tracing::warn!(error = %crate::telemetry::one_line(&e), "API discovery failed; assuming no OpenShift Routes");
             false
         }
     }

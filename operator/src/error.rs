@@ -14,7 +14,7 @@ use crate::pki::PkiError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An API call to the hosting cluster failed.
-    #[error("{action}: {source}")]
+    #[error("{action}: {}", crate::telemetry::one_line(.source))]
     Api {
         /// What was being done, with the object, e.g. `applying Deployment ns/name`.
         action: String,
@@ -22,7 +22,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// An API call to an adopted (`external`) cluster failed.
-    #[error("adopted cluster of {cp}: {action}: {source}")]
+    #[error("adopted cluster of {cp}: {action}: {}", crate::telemetry::one_line(.source))]
     Adopted {
         cp: String,
         action: String,

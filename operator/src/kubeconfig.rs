@@ -236,14 +236,32 @@ impl EntryNames {
 /// External server URL: `https://<cp>.<domain>:<externalPort>`, or
 /// `https://<route-host>` when exposed by an OpenShift Route (port 443).
 pub fn external_url(cp_name: &str, cfg: &OperatorConfig, route_host: Option<&str>) -> String {
-    match route_host {
-        Some(host) => format!("https://{host}"),
-        None => format!(
+    match (route_host, &cfg.external_address) {
+        (Some(host), _) => format!("https://{host}"),
+        (None, Some(addr)) if addr.contains(':') && !addr.starts_with('[') => {
+            format!("https://[{addr}]:{}", cfg.external_port)
+        }
+        (None, Some(addr)) => format!("https://{addr}:{}", cfg.external_port),
+        (None, None) => format!(
             "https://{}:{}",
             cfg.external_host(cp_name),
             cfg.external_port
         ),
     }
+}
+
+/// The same kubeconfig with `tls-server-name` set on every cluster (when
+/// `--external-address` puts an IP in the URL).
+pub fn with_tls_server_name(mut kubeconfig: Kubeconfig, name: Option<String>) -> Kubeconfig {
+    if let Some(name) = name {
+        for c in &mut kubeconfig.clusters {
+            c.cluster.other.insert(
+                "tls-server-name".into(),
+                serde_json::Value::String(name.clone()),
+            );
+        }
+    }
+    kubeconfig
 }
 
 /// A one-cluster, one-user, one-context kubeconfig.

@@ -46,6 +46,19 @@ pub const CONDITION_POST_CREATE_HOOKS: &str = "PostCreateHooks";
 /// `Ready` reason when an awaited hook failed.
 pub const REASON_POST_CREATE_HOOK_FAILED: &str = "PostCreateHookFailed";
 
+/// `Ready` reason when the operator refuses the spec (e.g. type `ocm`):
+/// like [`REASON_POST_CREATE_HOOK_FAILED`] it needs a person, as opposed to
+/// waiting reasons (`Unavailable`, `WaitingForPostCreateHooks`), so clients
+/// such as `kflex create` stop waiting at once.
+pub const REASON_REFUSED: &str = "Refused";
+
+/// Reasons of `Ready=False` that waiting will not fix.
+pub const REASONS_NEEDING_A_PERSON: &[&str] = &[
+    "InvalidSpec",
+    REASON_REFUSED,
+    REASON_POST_CREATE_HOOK_FAILED,
+];
+
 /// What the hooks pass found, for `status.postCreateHooks`,
 /// `postCreateHookCompleted` and the `PostCreateHooks` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,7 +160,7 @@ fn ready(cp_name: &str, profile: &Profile, facts: &Facts) -> Desired<'static> {
         return not_ready(ConditionReason::DELETING, step.clone());
     }
     if let Some(refusal) = profile.refusal {
-        return not_ready(ConditionReason::UNAVAILABLE, refusal.into());
+        return not_ready(REASON_REFUSED, refusal.into());
     }
     if let Some(message) = &facts.blocked {
         return not_ready(ConditionReason::UNAVAILABLE, message.clone());
@@ -474,6 +487,18 @@ mod tests {
             ("False", "Unavailable")
         );
         assert!(r.message.contains("create it"));
+    }
+
+    #[test]
+    fn a_refused_type_needs_a_person() {
+        let s = run(&ControlPlaneStatus::default(), Ocm, &facts(), 0);
+        let r = cond(&s, "Ready");
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", REASON_REFUSED)
+        );
+        assert!(REASONS_NEEDING_A_PERSON.contains(&r.reason.as_str()));
+        assert!(!REASONS_NEEDING_A_PERSON.contains(&"Unavailable"));
     }
 
     #[test]

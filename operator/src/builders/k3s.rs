@@ -191,8 +191,11 @@ pub fn config_secret(
     let ns = names::namespace_of(&cp_name);
     let ca = cas.server_ca.cert_pem();
     let entry = EntryNames::k3s();
-    let render = |server: &str, key: &str| {
-        let kc = kubeconfig::render(&entry, server, ca, Credentials::Certificate(admin));
+    let render = |server: &str, key: &str, sni: Option<String>| {
+        let kc = kubeconfig::with_tls_server_name(
+            kubeconfig::render(&entry, server, ca, Credentials::Certificate(admin)),
+            sni,
+        );
         kubeconfig::to_yaml(&kc, &format!("{}/{key}", names::SECRET_K3S_CONFIG)).map_err(|source| {
             BuildError::Kubeconfig {
                 namespace: ns.clone(),
@@ -206,10 +209,17 @@ pub fn config_secret(
     Ok(opaque(
         meta::in_cp_namespace(cp, names::SECRET_K3S_CONFIG, "kubeconfig")?,
         text_data([
-            (names::KEY_CONFIG, render(&external, names::KEY_CONFIG)?),
+            (
+                names::KEY_CONFIG,
+                render(
+                    &external,
+                    names::KEY_CONFIG,
+                    cfg.external_tls_server_name(&cp_name, route_host),
+                )?,
+            ),
             (
                 names::KEY_CONFIG_INCLUSTER,
-                render(&internal, names::KEY_CONFIG_INCLUSTER)?,
+                render(&internal, names::KEY_CONFIG_INCLUSTER, None)?,
             ),
             (names::KEY_TOKEN, cas.full_token()),
         ]),

@@ -89,11 +89,14 @@ pub fn k8s_admin_kubeconfig(
         vec![
             (
                 names::KEY_KUBECONFIG,
-                kubeconfig::render(
-                    &names_,
-                    &external,
-                    ca_pem,
-                    Credentials::Certificate(off_cluster),
+                kubeconfig::with_tls_server_name(
+                    kubeconfig::render(
+                        &names_,
+                        &external,
+                        ca_pem,
+                        Credentials::Certificate(off_cluster),
+                    ),
+                    cfg.external_tls_server_name(&cp_name, route_host),
                 ),
             ),
             (

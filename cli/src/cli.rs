@@ -1,0 +1,295 @@
+//! The command line (clap), shared by the binary, completions and tests.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "Exit codes:\n  0  success\n  1  failure (the message says what happened and what to do next)\n  2  usage error (unknown flag, missing argument)\n\nKUBECONFIG with several files is honoured as kubectl does; --kubeconfig overrides it.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kflex",
+    version,
+    about = "CLI for kubeflex: create, connect to and delete KubeFlex control planes",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct Global {
+    /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, short = 'k', global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Use this kube context instead of the current one for this run.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// More detail (repeatable).
+    #[arg(long = "verbosity", short = 'v', action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No colours (also with NO_COLOR set).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Accepted for KubeFlex compatibility; progress is animated only on a terminal.
+    #[arg(long, short = 's', global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub chatty_status: Option<bool>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Install KubeFlex (CRDs, operator) into the hosting cluster.
+    #[command(
+        after_help = "--create-kind (make a kind cluster) is not supported: it needs a container engine; create the cluster first, then run kflex init."
+    )]
+    Init(InitArgs),
+    /// Remove what `kflex init` installed.
+    Uninstall(UninstallArgs),
+    /// Create a control plane, wait until it is Ready and switch to it.
+    Create(CreateArgs),
+    /// Adopt an existing cluster as an `external` control plane.
+    Adopt(AdoptArgs),
+    /// Delete a control plane and its kubeconfig entries.
+    Delete(DeleteArgs),
+    /// List control planes.
+    List(ListArgs),
+    /// Switch to a control plane's context (loading it from the server when missing), or to the hosting context.
+    Ctx(CtxArgs),
+    /// Kubeconfig settings of kflex.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print kflex's version, the API version and the server's version.
+    Version(VersionArgs),
+    /// Shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Wide,
+    Json,
+    Yaml,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagnoseFormat {
+    Json,
+    Text,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpType {
+    K8s,
+    K3s,
+    Vcluster,
+    Host,
+    External,
+    Ocm,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Domain of the control planes' external host names.
+    #[arg(long, short = 'd', default_value = "localtest.me")]
+    pub domain: String,
+    /// Port of the ingress controller as reached from outside.
+    #[arg(long, short = 'p', default_value_t = 9443)]
+    pub external_port: u16,
+    /// Address of the ingress (no DNS needed): kubeconfigs name https://ADDR:PORT with the host name as TLS server name.
+    #[arg(long)]
+    pub external_address: Option<String>,
+    /// The hosting cluster's context (default: the current context).
+    #[arg(long)]
+    pub hosting_context: Option<String>,
+    /// The operator image.
+    #[arg(long, default_value = crate::commands::init::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Install everything except the operator's Deployment.
+    #[arg(long)]
+    pub skip_operator: bool,
+    /// How long to wait for the CRDs and the operator.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct UninstallArgs {
+    /// Delete every control plane first (otherwise uninstall refuses while any exists).
+    #[arg(long)]
+    pub delete_control_planes: bool,
+    /// Also delete the CRDs (this deletes every tenant).
+    #[arg(long)]
+    pub crds: bool,
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Control plane name (DNS-1123 label).
+    pub name: String,
+    #[arg(long = "type", short = 't', value_enum, default_value = "k8s")]
+    pub type_: CpType,
+    /// shared or dedicated database (k8s).
+    #[arg(long, short = 'b', default_value = "shared", value_parser = ["shared", "dedicated"])]
+    pub backend_type: String,
+    /// PostCreateHook to run; repeat for several.
+    #[arg(long = "postcreate-hook", short = 'p')]
+    pub postcreate_hooks: Vec<String>,
+    /// Hook variable `key=value` (one hook) or `HOOK:key=value`.
+    #[arg(long = "set", short = 'e')]
+    pub set: Vec<String>,
+    /// Wait until the PostCreateHooks completed too.
+    #[arg(long)]
+    pub wait_for_hooks: bool,
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Create and return without waiting or merging the kubeconfig.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Merge the context but keep the current one.
+    #[arg(long)]
+    pub no_switch: bool,
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<Format>,
+}
+
+#[derive(Args, Debug)]
+pub struct AdoptArgs {
+    pub name: String,
+    /// Kubeconfig holding the cluster to adopt (default: the kubeconfig in use).
+    #[arg(long, short = 'a')]
+    pub adopted_kubeconfig: Option<PathBuf>,
+    /// Context of the cluster to adopt.
+    #[arg(long, short = 'c', required = true)]
+    pub adopted_context: String,
+    /// Server URL the hosting cluster uses to reach the adopted one.
+    #[arg(long, short = 'u')]
+    pub url_override: Option<String>,
+    #[arg(long, short = 'x', default_value_t = 31_536_000)]
+    pub expiration_seconds: i64,
+    #[arg(long = "postcreate-hook", short = 'p')]
+    pub postcreate_hook: Option<String>,
+    #[arg(long = "set", short = 'e')]
+    pub set: Vec<String>,
+    /// Wait until Ready, merge its context and switch to it.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    pub name: String,
+    /// Return once deletion started.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<ListFormat>,
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CtxArgs {
+    #[command(subcommand)]
+    pub command: Option<CtxCommand>,
+    /// Control plane (or any context) to switch to.
+    pub name: Option<String>,
+    /// Replace the local context with a fresh one from the server.
+    #[arg(long, short = 'o')]
+    pub overwrite_existing_context: bool,
+    /// Record the current context as the hosting context.
+    #[arg(long, short = 'c')]
+    pub set_current_for_hosting: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CtxCommand {
+    /// Print the current context.
+    Get,
+    /// List contexts (sorted).
+    List,
+    /// Rename a context (and its cluster and user).
+    Rename {
+        old: String,
+        new: String,
+        /// Switch to the new context.
+        #[arg(long, short = 'S')]
+        switch: bool,
+    },
+    /// Delete a context (and its cluster and user).
+    Delete {
+        name: String,
+        /// Delete even a context kflex does not manage, without asking.
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Record CTX as the hosting cluster's context.
+    SetHosting {
+        #[arg(value_name = "CTX_NAME")]
+        ctx_name: String,
+    },
+    /// Check kflex's kubeconfig records and the clusters they name.
+    Diagnose {
+        #[arg(long, short = 'o', value_enum, default_value = "json")]
+        output: DiagnoseFormat,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Client only (no server call).
+    #[arg(long)]
+    pub client: bool,
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<Format>,
+}
+
+/// `300`, `90s`, `10m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (digits, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}`: expected e.g. 90s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (s, m or h)")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}

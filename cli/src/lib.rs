@@ -1,0 +1,9 @@
+//! kflex as a library: the kubeconfig handling, hosting-context resolution,
+//! output and the commands, reusable by later commands (`create --git`,
+//! `validate`, `kflex dev`).
+
+pub mod cli;
+pub mod commands;
+pub mod hosting;
+pub mod kubeconfig;
+pub mod output;
