@@ -2,8 +2,9 @@
 //! rendered by the real Helm library, its ServiceAccounts, Roles and
 //! bindings are applied to testenv, and the operator and the reconciler run
 //! authenticated as those ServiceAccounts (TokenRequest tokens, never an
-//! admin) through whole scenarios: every control-plane type that needs no
-//! second cluster created, a PostCreateHook run, all deleted; a Git
+//! admin) through whole scenarios: k8s, host, vcluster, k3s and external
+//! (adopting a second testenv) control planes created, on OpenShift too,
+//! PostCreateHooks run (one creating a CRD), all deleted; a Git
 //! repository synced, pruned and drift-corrected.
 //!
 //! `KFLEX_RBAC_DROP_TEST=1` also runs `every_chart_rule_is_needed`: each
@@ -21,7 +22,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
@@ -175,6 +176,23 @@ async fn operator_scenario(
             .await
             .unwrap();
     }
+    // The cluster an `external` control plane adopts: another testenv,
+    // reached through the bootstrap Secret's kubeconfig.
+    let _adopted = if cps.iter().any(|c| c.1 == "external") {
+        let adopted = TestEnv::builder().start().await.unwrap();
+        let boot: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "boot"},
+            "stringData": {"kubeconfig-incluster": adopted.kubeconfig()}
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(h.client.clone(), "default")
+            .create(&PostParams::default(), &boot)
+            .await
+            .unwrap();
+        Some(adopted)
+    } else {
+        None
+    };
     h.start_operator_as(sa);
     for &(name, type_, extra) in cps {
         h.create_cp(&cp_yaml(name, type_, extra)).await;
@@ -406,8 +424,8 @@ async fn reconciler_scenario(h: &Harness) -> Result<(), String> {
     Ok(())
 }
 
-/// Every type that needs no second cluster, and a hook awaited.
-const HOSTED: [(&str, &str, &str); 4] = [
+/// Every type (`external` adopting a second testenv), and hooks awaited.
+const HOSTED: [(&str, &str, &str); 5] = [
     ("alpha", "k8s", ""),
     (
         "hosty",
@@ -416,6 +434,11 @@ const HOSTED: [(&str, &str, &str); 4] = [
     ),
     ("vee", "vcluster", ""),
     ("kay", "k3s", ""),
+    (
+        "ext",
+        "external",
+        "  bootstrapSecretRef: {namespace: default, name: boot, inClusterKey: kubeconfig-incluster}\n",
+    ),
 ];
 
 /// On OpenShift (Routes served) a `k8s` control plane is exposed by a Route.
