@@ -591,12 +591,9 @@ fn bin_names(manifest: &str) -> Vec<String> {
         .collect()
 }
 
-/// Helm's release storage in the install test. Helm writes its release
-/// Secrets with protobuf bodies, which testenv does not decode yet; until
-/// it does, releases are kept in the Helm process's memory (the chart's
-/// objects are created, upgraded, waited for and deleted in testenv all
-/// the same).
-const INSTALL_DRIVER: &str = "memory";
+/// Helm's release storage in the install test: its default, Secrets (which
+/// Helm writes with protobuf bodies).
+const INSTALL_DRIVER: &str = "secret";
 
 async fn exists<K>(api: &Api<K>, name: &str) -> bool
 where
@@ -663,6 +660,8 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
         .run(install(json!({})))
         .unwrap_or_else(|e| panic!("install: {e}"));
     assert_eq!(release["info"]["status"], "deployed");
+    // Helm keeps the release in a Secret (written with a protobuf body).
+    assert!(exists(&secrets, "sh.helm.release.v1.kubeflex.v1").await);
     let listed = helm.run(json!({"action": "list"})).unwrap();
     assert!(
         listed.to_string().contains("\"kubeflex\""),

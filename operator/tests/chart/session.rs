@@ -34,7 +34,10 @@ pub fn chart_dir() -> PathBuf {
 /// The venv's python with helm-sdkpy; set up by `tests/helm/setup-venv.sh`
 /// (run here when the venv is missing).
 pub fn python() -> PathBuf {
-    let python = root().join("target/helm-venv/bin/python");
+    let venv = std::env::var_os("HELM_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/helm-venv"));
+    let python = venv.join("bin/python");
     if !python.exists() {
         let script = root().join("tests/helm/setup-venv.sh");
         assert!(
