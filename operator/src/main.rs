@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use kubeflex_operator::config::{ExposureMode, OperatorConfig, PkiAlgorithm};
+use kubeflex_operator::config::{
+    DatabaseServer, ExposureMode, OperatorConfig, PkiAlgorithm, SecretKey, SharedPostgres,
+};
 use kubeflex_operator::context::Settings;
 use kubeflex_operator::hooks::grants::ExtraRules;
 use kubeflex_operator::hooks::policy::ClusterKinds;
@@ -74,6 +76,8 @@ struct RunArgs {
     /// from ConfigMap `vc-cidr-vcluster`, which the syncer writes.
     #[arg(long, env = "KFLEX_VCLUSTER_SERVICE_CIDR")]
     vcluster_service_cidr: Option<String>,
+    #[command(flatten)]
+    postgres: PostgresArgs,
     /// Kubeconfig of the hosting cluster; else `$KUBECONFIG`, `~/.kube/config` or in-cluster.
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -114,6 +118,50 @@ struct RunArgs {
     /// of what a tenant's hook can do in the hosting cluster.
     #[arg(long, env = "KFLEX_HOOK_EXTRA_RULES", default_value = "")]
     hook_extra_rules: String,
+}
+
+/// The shared PostgreSQL: installed by the operator (no `--postgres-host`)
+/// or an existing server.
+#[derive(Args, Clone)]
+struct PostgresArgs {
+    /// Host of an existing shared PostgreSQL; unset: the operator installs
+    /// `postgres-postgresql` in its namespace.
+    #[arg(long, env = "KFLEX_POSTGRES_HOST", requires = "postgres_admin_secret")]
+    postgres_host: Option<String>,
+    /// Port of the existing PostgreSQL.
+    #[arg(long, env = "KFLEX_POSTGRES_PORT", default_value_t = 5432)]
+    postgres_port: u16,
+    /// Admin role of the existing PostgreSQL (superuser, or CREATEDB and CREATEROLE).
+    #[arg(long, env = "KFLEX_POSTGRES_ADMIN_USER", default_value = "postgres")]
+    postgres_admin_user: String,
+    /// Secret in the operator's namespace holding the admin password.
+    #[arg(long, env = "KFLEX_POSTGRES_ADMIN_SECRET", requires = "postgres_host")]
+    postgres_admin_secret: Option<String>,
+    /// Key of the admin password in that Secret.
+    #[arg(
+        long,
+        env = "KFLEX_POSTGRES_ADMIN_SECRET_KEY",
+        default_value = "password"
+    )]
+    postgres_admin_secret_key: String,
+}
+
+impl PostgresArgs {
+    fn shared(&self, system_namespace: &str) -> SharedPostgres {
+        match (&self.postgres_host, &self.postgres_admin_secret) {
+            (Some(host), Some(secret)) => SharedPostgres::Existing(DatabaseServer {
+                host: host.clone(),
+                port: self.postgres_port,
+                admin_user: self.postgres_admin_user.clone(),
+                admin_secret: SecretKey {
+                    namespace: system_namespace.to_owned(),
+                    name: secret.clone(),
+                    key: self.postgres_admin_secret_key.clone(),
+                },
+            }),
+            _ => SharedPostgres::Install,
+        }
+    }
 }
 
 /// `600`, `600s`, `10m` or `1h`.
@@ -193,6 +241,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         };
         config.pki.algorithm = algorithm;
         config.vcluster.service_cidr = args.vcluster_service_cidr.clone();
+        config.postgres.shared = args.postgres.shared(&config.system_namespace);
         let hook_extra_rules =
             ExtraRules::parse(&args.hook_extra_rules).map_err(anyhow::Error::msg)?;
         tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, hook_cluster_kinds = %ClusterKinds::parse(&args.hook_cluster_kinds), hook_extra_rules = %hook_extra_rules, "starting");
@@ -300,5 +349,32 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("10d").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn an_existing_postgres_needs_host_and_secret_together() {
+        let cli = Cli::try_parse_from([
+            "kubeflex-operator",
+            "--postgres-host",
+            "db.example",
+            "--postgres-admin-secret",
+            "pg-admin",
+        ])
+        .unwrap();
+        let SharedPostgres::Existing(server) = cli.run.postgres.shared("kubeflex-system") else {
+            panic!("an existing server was asked for");
+        };
+        assert_eq!((server.host.as_str(), server.port), ("db.example", 5432));
+        assert_eq!(server.admin_secret.namespace, "kubeflex-system");
+        assert_eq!(server.admin_secret.key, "password");
+        let installed = Cli::try_parse_from(["kubeflex-operator"]).unwrap();
+        assert_eq!(
+            installed.run.postgres.shared("kubeflex-system"),
+            SharedPostgres::Install
+        );
+        assert!(Cli::try_parse_from(["kubeflex-operator", "--postgres-host", "db"]).is_err());
+        assert!(
+            Cli::try_parse_from(["kubeflex-operator", "--postgres-admin-secret", "s"]).is_err()
+        );
     }
 }

@@ -1,0 +1,562 @@
+//! Least privilege, proven with the chart's own objects: the chart is
+//! rendered by the real Helm library, its ServiceAccounts, Roles and
+//! bindings are applied to testenv, and the operator and the reconciler run
+//! authenticated as those ServiceAccounts (TokenRequest tokens, never an
+//! admin) through whole scenarios: k8s, host, vcluster, k3s and external
+//! (adopting a second testenv) control planes created, on OpenShift too,
+//! PostCreateHooks run (one creating a CRD), all deleted; a Git
+//! repository synced, pruned and drift-corrected.
+//!
+//! `KFLEX_RBAC_DROP_TEST=1` also runs `every_chart_rule_is_needed`: each
+//! rule of the chart taken away in turn must make a scenario fail. It is
+//! long (one scenario per rule), so it runs only when asked;
+//! `KFLEX_RBAC_DROP_FILTER=kubeflex-reconciler` limits it to the Roles and
+//! ClusterRoles whose name holds that text.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "chart/session.rs"]
+mod session;
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use kubeflex_testenv::TestEnv;
+use serde_json::{Value, json};
+use support::{Harness, condition};
+
+const NAMESPACE: &str = "kubeflex-system";
+/// The chart's RBAC objects (operator and reconciler), rendered by Helm.
+async fn chart_rbac() -> Vec<Value> {
+    session::render(json!({"reconciler": {"enabled": true, "git": {"url": "file:///unused"}}}))
+        .await
+        .into_iter()
+        .filter(|d| session::RBAC_KINDS.contains(&d["kind"].as_str().unwrap()))
+        .collect()
+}
+
+fn plural(kind: &str) -> String {
+    format!("{}s", kind.to_lowercase())
+}
+
+/// Server-side applies `objects` as the admin (what `helm install` does,
+/// with the chart's objects), creating kubeflex-system first.
+async fn apply_as_admin(client: &Client, objects: &[Value]) {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
+    let _ = Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await;
+    for obj in objects {
+        let (group, version) = obj["apiVersion"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
+            .unwrap_or(("", obj["apiVersion"].as_str().unwrap()));
+        let kind = obj["kind"].as_str().unwrap();
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, kind),
+            &plural(kind),
+        );
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(
+            name,
+            &PatchParams::apply("chart-test").force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+    }
+}
+
+/// Polls `check` every 200 ms for `secs`; `Err(what)` on timeout.
+async fn within<F, Fut>(secs: u64, what: &str, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("timed out after {secs}s waiting for {what}"))
+}
+
+/// Whether an events.k8s.io Event in `default` regards the object `name`.
+async fn events_about(client: &Client, name: &str) -> bool {
+    Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+}
+
+fn cp_yaml(name: &str, type_: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: {name}\nspec:\n  type: {type_}\n{extra}"
+    )
+}
+
+const HELLO: &str = include_str!("../../config/samples/postcreate-hooks/hello.yaml");
+
+/// A hook creating a cluster-scoped object of an allow-listed kind (a CRD),
+/// which the operator removes with the control plane.
+const WIDGETS: &str = "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1
+kind: PostCreateHook
+metadata:
+  name: widgets
+spec:
+  templates:
+  - apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata:
+      name: widgets.{{.ControlPlaneName}}.example.com
+    spec:
+      group: '{{.ControlPlaneName}}.example.com'
+      scope: Namespaced
+      names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+      versions:
+      - name: v1
+        served: true
+        storage: true
+        schema:
+          openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
+/// The operator as `kubeflex-system/kubeflex-operator`: its Lease, every
+/// hosted type Synced and Ready, the `hello` hook run, all deleted.
+async fn operator_scenario(
+    h: &mut Harness,
+    cps: &[(&str, &str, &str)],
+    secs: u64,
+) -> Result<(), String> {
+    let sa = h
+        .service_account_client(NAMESPACE, "kubeflex-operator")
+        .await;
+    for _ in 0..2 {
+        tokio::time::timeout(
+            Duration::from_secs(8),
+            kubeflex_operator::leader::acquire(
+                sa.clone(),
+                NAMESPACE,
+                kubeflex_operator::leader::LEASE_NAME,
+                "chart-test",
+                kubeflex_operator::leader::RETRY,
+            ),
+        )
+        .await
+        .map_err(|_| "the leader Lease could not be taken or renewed".to_owned())?;
+    }
+    let hooks_ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(
+            "tenancy.kflex.kubestellar.org",
+            "v1alpha1",
+            "PostCreateHook",
+        ),
+        "postcreatehooks",
+    );
+    for yaml in [HELLO, WIDGETS] {
+        let hook: DynamicObject = serde_saphyr::from_str(yaml).unwrap();
+        Api::<DynamicObject>::all_with(h.client.clone(), &hooks_ar)
+            .create(&PostParams::default(), &hook)
+            .await
+            .unwrap();
+    }
+    // The cluster an `external` control plane adopts: another testenv,
+    // reached through the bootstrap Secret's kubeconfig.
+    let _adopted = if cps.iter().any(|c| c.1 == "external") {
+        let adopted = TestEnv::builder().start().await.unwrap();
+        let boot: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "boot"},
+            "stringData": {"kubeconfig-incluster": adopted.kubeconfig()}
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(h.client.clone(), "default")
+            .create(&PostParams::default(), &boot)
+            .await
+            .unwrap();
+        Some(adopted)
+    } else {
+        None
+    };
+    h.start_operator_as(sa);
+    for &(name, type_, extra) in cps {
+        h.create_cp(&cp_yaml(name, type_, extra)).await;
+    }
+    let result = async {
+        for &(name, _, _) in cps {
+            within(secs, &format!("{name} Synced and Ready"), || async {
+                h.cps().get_opt(name).await.unwrap().is_some_and(|cp| {
+                    ["Synced", "Ready"]
+                        .iter()
+                        .all(|t| condition(&cp, t).is_some_and(|c| c.0 == "True"))
+                })
+            })
+            .await?;
+        }
+        // Condition changes are published as Events (about a cluster-scoped
+        // object: in `default`).
+        let first = cps[0].0;
+        within(secs, &format!("an Event about {first}"), || {
+            events_about(&h.client, first)
+        })
+        .await?;
+        let crds: Api<CustomResourceDefinition> = Api::all(h.client.clone());
+        for &(name, _, extra) in cps.iter().filter(|c| c.2.contains("hookName")) {
+            let hooks = h
+                .cps()
+                .get(name)
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.post_create_hooks)
+                .unwrap_or_default();
+            for hook in ["hello", "widgets"] {
+                if hooks.get(hook) != Some(&true) {
+                    return Err(format!("{name}: hook {hook} did not complete: {hooks:?}"));
+                }
+            }
+            let crd = format!("widgets.{name}.example.com");
+            if crds.get_opt(&crd).await.unwrap().is_none() {
+                return Err(format!("{name}: the hook's {crd} is missing ({extra:?})"));
+            }
+        }
+        for &(name, _, _) in cps {
+            h.delete_cp(name).await;
+        }
+        for &(name, _, _) in cps {
+            within(secs, &format!("{name} and {name}-system gone"), || async {
+                h.cps().get_opt(name).await.unwrap().is_none()
+                    && Api::<Namespace>::all(h.client.clone())
+                        .get_opt(&format!("{name}-system"))
+                        .await
+                        .unwrap()
+                        .is_none()
+            })
+            .await?;
+        }
+        for &(name, _, _) in cps.iter().filter(|c| c.2.contains("hookName")) {
+            let crd = format!("widgets.{name}.example.com");
+            within(secs, &format!("the hook's {crd} removed"), || async {
+                crds.get_opt(&crd).await.unwrap().is_none()
+            })
+            .await?;
+        }
+        if !h.operator_running() {
+            return Err("the operator stopped".into());
+        }
+        Ok(())
+    }
+    .await;
+    h.stop_operator().await;
+    result
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `kubeflex-reconciler --once` as the ServiceAccount; its stderr on
+/// failure. Killed after 60 s: without the right to watch its kinds it
+/// waits for its caches forever.
+async fn reconcile_once(kubeconfig: &Path, url: &str, cache: &Path) -> Result<(), String> {
+    let child = tokio::process::Command::new(session::reconciler_binary())
+        .args([
+            "--name",
+            "default",
+            "--lease-namespace",
+            NAMESPACE,
+            "--once",
+            "--git-url",
+            url,
+        ])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .map_err(|_| "the reconciler pass did not finish in 60s".to_owned())?
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "reconciler pass failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The reconciler as `kubeflex-system/kubeflex-reconciler`: a repository
+/// synced (two ControlPlanes, a hook), one ControlPlane pruned after it
+/// left Git, a field another manager added removed (drift).
+async fn reconciler_scenario(h: &Harness) -> Result<(), String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = tmp.path().join("reconciler.kubeconfig");
+    let yaml = h
+        .service_account_kubeconfig(NAMESPACE, "kubeflex-reconciler")
+        .await;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&kubeconfig)
+            .unwrap();
+        f.write_all(yaml.as_bytes()).unwrap();
+    }
+    let repos = tmp.path().join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    git(&repos, &["init", "--bare", "-q", "specs.git"]);
+    let url = format!("file://{}/specs.git", repos.display());
+    git(tmp.path(), &["clone", "-q", &url, "work"]);
+    let work = tmp.path().join("work");
+    let commit = |files: &[(&str, &str)], removed: &[&str]| {
+        for (path, text) in files {
+            std::fs::write(work.join(path), text).unwrap();
+        }
+        for path in removed {
+            git(&work, &["rm", "-q", path]);
+        }
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", "specs"]);
+        git(&work, &["push", "-q", "origin", "HEAD"]);
+    };
+    let cache = tmp.path().join("cache");
+    commit(
+        &[
+            ("one.yaml", &cp_yaml("one", "k8s", "")),
+            ("two.yaml", &cp_yaml("two", "host", "")),
+            ("three.yaml", &cp_yaml("three", "host", "")),
+            ("hello.yaml", HELLO),
+        ],
+        &[],
+    );
+    reconcile_once(&kubeconfig, &url, &cache).await?;
+    for name in ["one", "two", "three"] {
+        if h.cps().get_opt(name).await.unwrap().is_none() {
+            return Err(format!("{name} was not synced"));
+        }
+    }
+    let sync_ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("gitops.kflex.kubestellar.org", "v1alpha1", "Sync"),
+        "syncs",
+    );
+    let sync = Api::<DynamicObject>::all_with(h.client.clone(), &sync_ar)
+        .get_opt("default")
+        .await
+        .unwrap()
+        .ok_or("no Sync object")?;
+    if sync.data["status"].is_null() {
+        return Err("the Sync object has no status".into());
+    }
+    if !events_about(&h.client, "default").await {
+        return Err("no Event about the Sync object".into());
+    }
+
+    // Prune: `three` left Git.
+    commit(&[], &["three.yaml"]);
+    reconcile_once(&kubeconfig, &url, &cache).await?;
+    if h.cps().get_opt("three").await.unwrap().is_some() {
+        return Err("three was not pruned".into());
+    }
+
+    // Drift: a field Git does not have, added by another manager, goes.
+    h.cps()
+        .patch(
+            "one",
+            &PatchParams::apply("someone-else"),
+            &Patch::Apply(json!({
+                "apiVersion": "tenancy.kflex.kubestellar.org/v1alpha1", "kind": "ControlPlane",
+                "metadata": {"name": "one"}, "spec": {"type": "k8s", "postCreateHook": "hello"}
+            })),
+        )
+        .await
+        .unwrap();
+    reconcile_once(&kubeconfig, &url, &cache).await?;
+    let one = h.cps().get("one").await.unwrap();
+    if one.spec.post_create_hook.is_some() {
+        return Err("the drifted field was not removed".into());
+    }
+    Ok(())
+}
+
+/// Every type (`external` adopting a second testenv), and hooks awaited.
+const HOSTED: [(&str, &str, &str); 5] = [
+    ("alpha", "k8s", ""),
+    (
+        "hosty",
+        "host",
+        "  waitForPostCreateHooks: true\n  postCreateHooks:\n  - hookName: hello\n  - hookName: widgets\n",
+    ),
+    ("vee", "vcluster", ""),
+    ("kay", "k3s", ""),
+    (
+        "ext",
+        "external",
+        "  bootstrapSecretRef: {namespace: default, name: boot, inClusterKey: kubeconfig-incluster}\n",
+    ),
+];
+
+/// On OpenShift (Routes served) a `k8s` control plane is exposed by a Route.
+const ON_OPENSHIFT: [(&str, &str, &str); 1] = [("ocp", "k8s", "")];
+
+/// A testenv with the CRDs and `objects` (the chart's RBAC) applied; the
+/// operator not started.
+async fn harness_with(objects: &[Value], openshift: bool) -> Harness {
+    let builder = TestEnv::builder().openshift_routes(openshift);
+    let h = Harness::start_idle(builder, support::settings()).await;
+    apply_as_admin(&h.client, objects).await;
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_as_the_charts_service_account() {
+    let rbac = chart_rbac().await;
+    let mut h = harness_with(&rbac, false).await;
+    // The identity really is the ServiceAccount, not an admin.
+    let sa = h
+        .service_account_client(NAMESPACE, "kubeflex-operator")
+        .await;
+    let err = Api::<Pod>::all(sa)
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot list resource \"pods\""),
+        "{err}"
+    );
+    operator_scenario(&mut h, &HOSTED, 120).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_as_the_charts_service_account_on_openshift() {
+    let rbac = chart_rbac().await;
+    let mut h = harness_with(&rbac, true).await;
+    operator_scenario(&mut h, &ON_OPENSHIFT, 120).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_runs_as_the_charts_service_account() {
+    let rbac = chart_rbac().await;
+    let h = harness_with(&rbac, false).await;
+    let sa = h
+        .service_account_client(NAMESPACE, "kubeflex-reconciler")
+        .await;
+    let err = Api::<Namespace>::all(sa)
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot list resource \"namespaces\""),
+        "{err}"
+    );
+    reconciler_scenario(&h).await.unwrap();
+}
+
+/// Every (object, rule index) of the chart's Roles and ClusterRoles.
+fn rules(rbac: &[Value]) -> Vec<(usize, usize)> {
+    rbac.iter()
+        .enumerate()
+        .filter(|(_, o)| o["kind"] == "Role" || o["kind"] == "ClusterRole")
+        .flat_map(|(i, o)| (0..o["rules"].as_array().unwrap().len()).map(move |r| (i, r)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_chart_rule_is_needed() {
+    if std::env::var("KFLEX_RBAC_DROP_TEST").as_deref() != Ok("1") {
+        eprintln!(
+            "every_chart_rule_is_needed: set KFLEX_RBAC_DROP_TEST=1 to run it (one scenario per rule)"
+        );
+        return;
+    }
+    let rbac = chart_rbac().await;
+    // KFLEX_RBAC_DROP_FILTER=text: only the Roles/ClusterRoles whose name holds it.
+    let filter = std::env::var("KFLEX_RBAC_DROP_FILTER").unwrap_or_default();
+    let mut not_needed = Vec::new();
+    for (obj, rule) in rules(&rbac) {
+        if !rbac[obj]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .contains(&filter)
+        {
+            continue;
+        }
+        let mut edited = rbac.clone();
+        let removed = edited[obj]["rules"].as_array_mut().unwrap().remove(rule);
+        let who = edited[obj]["metadata"]["name"].as_str().unwrap().to_owned();
+        let outcome = if who.starts_with("kubeflex-reconciler") {
+            reconciler_scenario(&harness_with(&edited, false).await).await
+        } else {
+            // The OpenShift variant only when the first does not fail.
+            let mut h = harness_with(&edited, false).await;
+            match operator_scenario(&mut h, &HOSTED, 30).await {
+                Ok(()) => {
+                    let mut h = harness_with(&edited, true).await;
+                    operator_scenario(&mut h, &ON_OPENSHIFT, 30).await
+                }
+                failed => failed,
+            }
+        };
+        match outcome {
+            Err(e) => eprintln!(
+                "needed: {who} {removed}: {}",
+                e.lines().next().unwrap_or("")
+            ),
+            Ok(()) => {
+                eprintln!("NOT NEEDED by any scenario: {who} {removed}");
+                not_needed.push(format!("{who} {removed}"));
+            }
+        }
+    }
+    assert!(
+        not_needed.is_empty(),
+        "rules no scenario needs (a real cluster may; see config/rbac's comments):\n{}",
+        not_needed.join("\n")
+    );
+}
