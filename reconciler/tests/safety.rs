@@ -962,3 +962,95 @@ async fn a_holder_that_cannot_renew_stops_before_the_lease_expires() {
     }
     assert!(r.logged("renew deadline"), "{}", r.log());
 }
+
+/// A raw HTTP/1.1 POST; returns the whole response.
+fn post_hook(port: u16, headers: &[(&str, &str)], body: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut request = format!(
+        "POST /hook HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Item 10: an empty secret is refused at start; GitHub and GitLab have
+/// their own secrets; pushes to other refs and redeliveries trigger nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_refuses_empty_secrets_other_refs_and_redeliveries() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("wh-a"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let port = support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = reconciler_command(&cluster, "hook");
+    cmd.args(["--git-url", &up.file_url(), "--webhook-addr", &addr])
+        .arg("--webhook-secret-file")
+        .arg(&empty)
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (gh, gl) = (dir.path().join("gh"), dir.path().join("gl"));
+    std::fs::write(&gh, "github-key\n").unwrap();
+    std::fs::write(&gl, "gitlab-token\n").unwrap();
+    let mut cmd = reconciler_command(&cluster, "hook");
+    cmd.args(["--git-url", &up.file_url(), "--ref", "main"])
+        .args(["--interval", "1h", "--webhook-addr", &addr])
+        .arg("--cache-dir")
+        .arg(up.cache())
+        .arg("--github-webhook-secret-file")
+        .arg(&gh)
+        .arg("--gitlab-webhook-secret-file")
+        .arg(&gl);
+    let r = LoggedReconciler::spawn(cmd);
+    eventually("applied", || async { exists(&cluster, "wh-a").await }).await;
+    eventually("listening", || async {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    // The GitLab token is not GitHub's key.
+    let resp = post_hook(port, &[("X-Gitlab-Token", "github-key")], "{}");
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    let other = r#"{"ref":"refs/heads/feature"}"#;
+    let resp = post_hook(
+        port,
+        &[
+            ("X-Gitlab-Token", "gitlab-token"),
+            ("X-Gitlab-Event-UUID", "u1"),
+        ],
+        other,
+    );
+    assert!(resp.contains("ignored"), "{resp}");
+    let push = r#"{"ref":"refs/heads/main"}"#;
+    let sig = kubeflex_reconciler::webhook::github_signature(b"github-key", push.as_bytes());
+    let headers = [
+        ("X-Hub-Signature-256", sig.as_str()),
+        ("X-GitHub-Event", "push"),
+        ("X-GitHub-Delivery", "d-1"),
+    ];
+    let resp = post_hook(port, &headers, push);
+    assert!(
+        resp.starts_with("HTTP/1.1 202") && resp.contains("fetch triggered"),
+        "{resp}"
+    );
+    let resp = post_hook(port, &headers, push);
+    assert!(resp.contains("duplicate delivery"), "{resp}");
+    drop(r);
+}
