@@ -89,20 +89,7 @@ impl Cluster {
 
     /// Runs kubectl with `input` on stdin.
     pub fn with_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self
-            .command(&self.kubeconfig, args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        self.kubectl_as_with_stdin(&self.kubeconfig, args, input)
     }
 
     /// `kubectl apply -f -` that must succeed.
