@@ -13,8 +13,8 @@ use kubeflex_operator::api::ControlPlaneType;
 use serde_json::Value;
 
 use crate::names::{
-    ANNOTATION_COMMIT, ANNOTATION_PATH, ANNOTATION_PRUNE, ANNOTATION_RECONCILE, DISABLED,
-    LABEL_SOURCE,
+    ANNOTATION_COMMIT, ANNOTATION_PATH, ANNOTATION_PRUNE, ANNOTATION_RECONCILE,
+    ANNOTATION_TRACKING, DISABLED, LABEL_SOURCE, tracking_id,
 };
 use crate::validate::{Kind, ObjectKey};
 
@@ -171,13 +171,25 @@ impl Inventory {
     }
 
     /// Records the state of an object; forgets it when it no longer carries
-    /// this source's label (someone took it over, so it is not ours to prune).
+    /// this source's label (someone took it over, so it is not ours to prune)
+    /// or when its tracking id names another object (a copy made with
+    /// `kubectl get -o yaml`, label and all). Objects without a tracking id
+    /// were applied by an earlier version: ours by the label, as then, and
+    /// given the id by their next write.
     pub fn upsert(&mut self, obj: LiveObject) {
-        if obj.source() == Some(self.source.as_str()) {
+        if self.owns(&obj) {
             self.objects.insert(obj.key.clone(), obj);
         } else {
             self.objects.remove(&obj.key);
         }
+    }
+
+    /// Whether this source applied `obj` (see [`Inventory::upsert`]).
+    pub fn owns(&self, obj: &LiveObject) -> bool {
+        obj.source() == Some(self.source.as_str())
+            && obj.annotations.get(ANNOTATION_TRACKING).is_none_or(|id| {
+                *id == tracking_id(&self.source, obj.key.kind.as_str(), &obj.key.name)
+            })
     }
 
     pub fn remove(&mut self, key: &ObjectKey) -> Option<LiveObject> {
@@ -271,5 +283,26 @@ pub(crate) mod tests {
         // Relabelled by someone else: forgotten, so never pruned.
         inv.upsert(mk_live("a", "other", "a.yaml"));
         assert!(inv.is_empty());
+    }
+
+    #[test]
+    fn a_copy_with_the_label_is_not_ours() {
+        let mut inv = Inventory::new("default");
+        let mut copy = mk_live("copy", "default", "a.yaml");
+        copy.annotations.insert(
+            ANNOTATION_TRACKING.to_owned(),
+            tracking_id("default", "ControlPlane", "a"),
+        );
+        inv.upsert(copy);
+        assert!(inv.is_empty());
+        let mut own = mk_live("a", "default", "a.yaml");
+        own.annotations.insert(
+            ANNOTATION_TRACKING.to_owned(),
+            tracking_id("default", "ControlPlane", "a"),
+        );
+        inv.upsert(own);
+        // Written by an earlier version: no id, ours by the label.
+        inv.upsert(mk_live("legacy", "default", "l.yaml"));
+        assert_eq!(inv.len(), 2);
     }
 }

@@ -57,9 +57,20 @@ struct Args {
     /// source manages (always at least 1).
     #[arg(long, default_value = "50%")]
     max_prune: MaxPrune,
-    /// Prune even beyond --max-prune.
+    /// Prune even beyond --max-prune, and after a change of --git-url,
+    /// --ref or --path.
     #[arg(long)]
     force_prune: bool,
+    /// Allow a pass to remove every ControlPlane of the source.
+    #[arg(long)]
+    allow_empty: bool,
+    /// Skip files matching this pattern (gitignore syntax, like
+    /// `.kflexignore`); repeatable.
+    #[arg(long = "exclude", value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Deadline of one Git fetch, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    fetch_timeout: Duration,
     /// Name of this reconciler: its Sync object, source label and lease.
     #[arg(long, default_value = "default")]
     name: String,
@@ -148,7 +159,7 @@ impl Args {
 
     fn source(&self) -> anyhow::Result<(Arc<dyn Source>, String)> {
         if let Some(dir) = &self.dir {
-            let source = DirSource::new(dir, &self.path)?;
+            let source = DirSource::new(dir, &self.path)?.with_excludes(self.exclude.clone());
             return Ok((Arc::new(source), dir.display().to_string()));
         }
         let Some(url) = &self.git_url else {
@@ -168,7 +179,13 @@ impl Args {
         config.reference = self.reference.clone();
         config.path = self.path.clone();
         config.auth = self.auth()?;
-        Ok((Arc::new(GitSource::new(config)?), url.clone()))
+        config.fetch_timeout = self.fetch_timeout;
+        config.excludes = self.exclude.clone();
+        // The source keeps the credentials of the URL for itself; what is
+        // shown and stored is the URL without them.
+        let source = GitSource::new(config)?;
+        let shown = source.config().url.clone();
+        Ok((Arc::new(source), shown))
     }
 }
 
@@ -259,6 +276,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             enabled: args.prune,
             max: args.max_prune,
             force: args.force_prune,
+            allow_empty: args.allow_empty,
         },
         interval: args.interval,
     };

@@ -24,6 +24,16 @@ pub const FIELD_MANAGER: &str = "kubeflex-reconciler";
 /// `--name`. The inventory is the set of objects carrying it.
 pub const LABEL_SOURCE: &str = "gitops.kflex.kubestellar.org/source";
 
+/// Annotation: who applied the object, as `<source>:<Kind>/<name>`. The
+/// label alone is copied along by `kubectl get -o yaml`; this names the
+/// object itself, so a copy under another name is not taken for ours.
+pub const ANNOTATION_TRACKING: &str = "gitops.kflex.kubestellar.org/tracking-id";
+
+/// The tracking id of `kind`/`name` applied by `source`.
+pub fn tracking_id(source: &str, kind: &str, name: &str) -> String {
+    format!("{source}:{kind}/{name}")
+}
+
 /// Annotation: the Git URL (or directory) the object came from.
 pub const ANNOTATION_URL: &str = "gitops.kflex.kubestellar.org/url";
 

@@ -23,8 +23,11 @@ use serde_json::Value;
 use crate::document::Pos;
 use crate::drift::{SpecDiff, contains, diff_spec};
 use crate::inventory::{CompactValue, LiveObject};
-use crate::names::{ANNOTATION_COMMIT, ANNOTATION_PATH, ANNOTATION_URL, LABEL_SOURCE};
-use crate::validate::{Document, ObjectKey};
+use crate::names::{
+    ANNOTATION_COMMIT, ANNOTATION_PATH, ANNOTATION_TRACKING, ANNOTATION_URL, LABEL_SOURCE,
+    tracking_id,
+};
+use crate::validate::{Document, Kind, ObjectKey};
 
 /// An object as Git wants it, ready for server-side apply (our labels and
 /// annotations included, except the commit, added when it is written).
@@ -52,6 +55,8 @@ impl DesiredObject {
                 insert_string(meta, "labels", LABEL_SOURCE, source);
                 insert_string(meta, "annotations", ANNOTATION_URL, url);
                 insert_string(meta, "annotations", ANNOTATION_PATH, &doc.path);
+                let id = tracking_id(source, doc.key.kind.as_str(), &doc.key.name);
+                insert_string(meta, "annotations", ANNOTATION_TRACKING, &id);
             }
         }
         Self {
@@ -127,14 +132,16 @@ impl Default for MaxPrune {
 }
 
 impl MaxPrune {
-    /// How many objects one pass may delete when the source manages
-    /// `managed`: never fewer than 1, so a single removed tenant is pruned.
+    /// How many objects of one kind a pass may delete when the source
+    /// manages `managed` of that kind. `0` (or `0%`) means none without
+    /// `--force-prune`; any other percentage allows at least 1, so a single
+    /// removed tenant is pruned.
     pub fn limit(self, managed: usize) -> usize {
-        let limit = match self {
+        match self {
             Self::Count(n) => n,
-            Self::Percent(p) => managed.saturating_mul(p as usize) / 100,
-        };
-        limit.max(1)
+            Self::Percent(0) => 0,
+            Self::Percent(p) => (managed.saturating_mul(p as usize) / 100).max(1),
+        }
     }
 }
 
@@ -174,6 +181,8 @@ pub struct PruneOptions {
     pub enabled: bool,
     pub max: MaxPrune,
     pub force: bool,
+    /// `--allow-empty`: a pass may remove every ControlPlane of the source.
+    pub allow_empty: bool,
 }
 
 impl Default for PruneOptions {
@@ -182,6 +191,7 @@ impl Default for PruneOptions {
             enabled: true,
             max: MaxPrune::default(),
             force: false,
+            allow_empty: false,
         }
     }
 }
@@ -211,6 +221,9 @@ pub struct Input<'d, 'a> {
     /// What this source manages in the cluster.
     pub inventory: &'a BTreeMap<ObjectKey, LiveObject>,
     pub prune: PruneOptions,
+    /// `--git-url`, `--ref` or `--path` differ from the last pass allowed
+    /// to prune: nothing is pruned unless forced.
+    pub source_changed: bool,
 }
 
 /// Why an object is left as it is.
@@ -226,7 +239,7 @@ pub enum SkipReason {
     InvalidFile,
     /// Some file failed validation, so nothing is pruned this pass.
     ValidationErrors,
-    /// The max-prune guard refused the prune.
+    /// A prune guard refused the prune (see [`PruneBlocked`]).
     PruneBlocked,
 }
 
@@ -238,14 +251,48 @@ impl SkipReason {
             Self::PruneDisabled => "prune disabled",
             Self::InvalidFile => "file failed validation",
             Self::ValidationErrors => "a file failed validation",
-            Self::PruneBlocked => "max-prune guard",
+            Self::PruneBlocked => "prune guard",
         }
     }
 }
 
-/// The guard refused to prune.
+/// Why a guard refused to prune.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockReason {
+    /// More candidates of one kind than `--max-prune` allows.
+    MaxPrune,
+    /// Every ControlPlane of the source would go (`--allow-empty`).
+    Empty,
+    /// The source (`--git-url`, `--ref`, `--path`) changed since the last
+    /// pass allowed to prune.
+    SourceChanged,
+    /// An apply of this pass failed, or an object is owned by another
+    /// source: the prune may be the other half of a rename that failed.
+    ApplyFailed,
+    /// This replica could not confirm it still holds the lease.
+    LeaseUnconfirmed,
+    /// The directory changed while the pass read it (a save caught
+    /// half-way): the next pass, on the settled directory, decides.
+    Unsettled,
+}
+
+impl BlockReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MaxPrune => "max-prune guard",
+            Self::Empty => "would remove every ControlPlane of the source",
+            Self::SourceChanged => "the source changed",
+            Self::ApplyFailed => "an apply of this pass failed",
+            Self::LeaseUnconfirmed => "leadership not confirmed",
+            Self::Unsettled => "the directory changed during the pass",
+        }
+    }
+}
+
+/// A guard refused to prune these objects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PruneBlocked {
+    pub reason: BlockReason,
     pub candidates: Vec<ObjectKey>,
     pub limit: usize,
     pub managed: usize,
@@ -253,13 +300,45 @@ pub struct PruneBlocked {
 
 impl fmt::Display for PruneBlocked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "refusing to prune {} of {} managed objects (limit {}); fix Git or run with --force-prune",
-            self.candidates.len(),
-            self.managed,
-            self.limit
-        )
+        let n = self.candidates.len();
+        match self.reason {
+            BlockReason::MaxPrune => write!(
+                f,
+                "refusing to prune {n} of {} managed {} (limit {}); fix Git or run with --force-prune",
+                self.managed,
+                self.candidates
+                    .first()
+                    .map_or("objects", |k| plural(k.kind)),
+                self.limit
+            ),
+            BlockReason::Empty => write!(
+                f,
+                "refusing to prune all {n} ControlPlanes of the source; run with --allow-empty if that is meant"
+            ),
+            BlockReason::SourceChanged => write!(
+                f,
+                "refusing to prune {n} objects: --git-url, --ref or --path changed since the last pass; run once with --force-prune to confirm"
+            ),
+            BlockReason::ApplyFailed => write!(
+                f,
+                "not pruning {n} objects: an apply of this pass failed; pruning waits until every apply succeeds"
+            ),
+            BlockReason::Unsettled => write!(
+                f,
+                "not pruning {n} objects yet: the directory changed while it was read; the next pass decides"
+            ),
+            BlockReason::LeaseUnconfirmed => write!(
+                f,
+                "not pruning {n} objects: could not confirm this replica still holds the lease"
+            ),
+        }
+    }
+}
+
+fn plural(kind: crate::validate::Kind) -> &'static str {
+    match kind {
+        crate::validate::Kind::ControlPlane => "ControlPlanes",
+        crate::validate::Kind::PostCreateHook => "PostCreateHooks",
     }
 }
 
@@ -274,7 +353,31 @@ pub struct Plan<'a> {
     pub prune: Vec<LiveObject>,
     /// Objects left alone, and why.
     pub skipped: Vec<(ObjectKey, SkipReason)>,
-    pub prune_blocked: Option<PruneBlocked>,
+    /// Prunes the guards refused, by reason (at most one entry per kind
+    /// and reason).
+    pub prune_blocked: Vec<PruneBlocked>,
+}
+
+impl Plan<'_> {
+    /// Puts off every prune of the plan (an apply failed, the lease could
+    /// not be confirmed).
+    pub fn block_prunes(&mut self, reason: BlockReason) {
+        if self.prune.is_empty() {
+            return;
+        }
+        let candidates: Vec<ObjectKey> = self.prune.drain(..).map(|l| l.key).collect();
+        self.skipped.extend(
+            candidates
+                .iter()
+                .map(|k| (k.clone(), SkipReason::PruneBlocked)),
+        );
+        self.prune_blocked.push(PruneBlocked {
+            reason,
+            limit: 0,
+            managed: 0,
+            candidates,
+        });
+    }
 }
 
 /// Decides what a pass does. Pure.
@@ -328,20 +431,47 @@ pub fn plan<'d>(input: Input<'d, '_>) -> Plan<'d> {
         }
     }
 
-    let limit = input.prune.max.limit(input.inventory.len());
-    if candidates.len() > limit && !input.prune.force {
-        out.prune_blocked = Some(PruneBlocked {
-            candidates: candidates.iter().map(|c| c.key.clone()).collect(),
-            limit,
-            managed: input.inventory.len(),
-        });
-        out.skipped.extend(
-            candidates
-                .into_iter()
-                .map(|c| (c.key, SkipReason::PruneBlocked)),
-        );
-    } else {
-        out.prune = candidates;
+    // Each kind has its own budget: a repository's hooks are few, and a
+    // hook's removal must not spend the ControlPlanes' allowance.
+    for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
+        let (of_kind, rest): (Vec<LiveObject>, Vec<LiveObject>) =
+            candidates.into_iter().partition(|c| c.key.kind == kind);
+        candidates = rest;
+        if of_kind.is_empty() {
+            continue;
+        }
+        let managed = input
+            .inventory
+            .values()
+            .filter(|l| l.key.kind == kind && !l.deleting)
+            .count();
+        let limit = input.prune.max.limit(managed);
+        let reason = if input.source_changed && !input.prune.force {
+            Some(BlockReason::SourceChanged)
+        } else if kind == Kind::ControlPlane && of_kind.len() >= managed && !input.prune.allow_empty
+        {
+            Some(BlockReason::Empty)
+        } else if of_kind.len() > limit && !input.prune.force {
+            Some(BlockReason::MaxPrune)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => {
+                out.skipped.extend(
+                    of_kind
+                        .iter()
+                        .map(|c| (c.key.clone(), SkipReason::PruneBlocked)),
+                );
+                out.prune_blocked.push(PruneBlocked {
+                    reason,
+                    candidates: of_kind.into_iter().map(|c| c.key).collect(),
+                    limit,
+                    managed,
+                });
+            }
+            None => out.prune.extend(of_kind),
+        }
     }
     out
 }

@@ -47,6 +47,10 @@ fn mk_applied(name: &str, path: &str) -> LiveObject {
         .insert(ANNOTATION_URL.to_owned(), URL.to_owned());
     live.annotations
         .insert(ANNOTATION_COMMIT.to_owned(), "c0".to_owned());
+    live.annotations.insert(
+        ANNOTATION_TRACKING.to_owned(),
+        tracking_id(SOURCE, "ControlPlane", name),
+    );
     live.managed = vec![crate::inventory::ManagedSpec {
         manager: FIELD_MANAGER.to_owned(),
         operation: "Apply".to_owned(),
@@ -66,6 +70,7 @@ struct Case {
     paths: Option<BTreeSet<String>>,
     inventory: BTreeMap<ObjectKey, LiveObject>,
     prune: PruneOptions,
+    source_changed: bool,
 }
 
 impl Case {
@@ -77,6 +82,7 @@ impl Case {
             paths: None,
             inventory: inventory(live),
             prune: PruneOptions::default(),
+            source_changed: false,
         }
     }
 
@@ -91,6 +97,7 @@ impl Case {
             },
             inventory: &self.inventory,
             prune: self.prune,
+            source_changed: self.source_changed,
         })
     }
 }
@@ -242,27 +249,90 @@ fn the_max_prune_guard_refuses_a_mass_prune_unless_forced() {
     let live: Vec<_> = (0..10)
         .map(|i| mk_applied(&format!("cp{i}"), &format!("cp{i}.yaml")))
         .collect();
-    // An emptied directory: all 10 would go; 50% allows 5.
-    let mut case = Case::new(Vec::new(), &live);
+    // 8 of 10 removed (2 kept); 50% allows 5.
+    let keep = vec![mk_desired("cp8", "cp8.yaml"), mk_desired("cp9", "cp9.yaml")];
+    let mut case = Case::new(keep, &live);
     let plan = case.run();
     assert!(plan.prune.is_empty());
-    let blocked = plan.prune_blocked.unwrap();
-    assert_eq!((blocked.candidates.len(), blocked.limit), (10, 5));
+    let blocked = &plan.prune_blocked[0];
+    assert_eq!(blocked.reason, BlockReason::MaxPrune);
+    assert_eq!((blocked.candidates.len(), blocked.limit), (8, 5));
     assert!(blocked.to_string().contains("--force-prune"));
     case.prune.force = true;
     let plan = case.run();
-    assert_eq!(plan.prune.len(), 10);
-    assert!(plan.prune_blocked.is_none());
+    assert_eq!(plan.prune.len(), 8);
+    assert!(plan.prune_blocked.is_empty());
 }
 
 #[test]
-fn the_guard_always_allows_one() {
+fn removing_every_control_plane_needs_allow_empty_even_when_forced() {
+    let live = [mk_applied("a", "a.yaml"), mk_applied("b", "b.yaml")];
+    let mut case = Case::new(Vec::new(), &live);
+    case.prune.force = true;
+    let plan = case.run();
+    assert!(plan.prune.is_empty());
+    assert_eq!(plan.prune_blocked[0].reason, BlockReason::Empty);
+    assert!(plan.prune_blocked[0].to_string().contains("--allow-empty"));
+    case.prune.allow_empty = true;
+    assert_eq!(pruned(&case.run()), ["a", "b"]);
+}
+
+#[test]
+fn max_prune_zero_means_never_without_force() {
+    assert_eq!(MaxPrune::Count(0).limit(100), 0);
+    assert_eq!(MaxPrune::Percent(0).limit(100), 0);
+    let live = [mk_applied("a", "a.yaml"), mk_applied("b", "b.yaml")];
+    let mut case = Case::new(vec![mk_desired("b", "b.yaml")], &live);
+    case.prune.max = MaxPrune::Count(0);
+    let plan = case.run();
+    assert!(plan.prune.is_empty());
+    assert_eq!(plan.prune_blocked[0].reason, BlockReason::MaxPrune);
+    case.prune.force = true;
+    assert_eq!(pruned(&case.run()), ["a"]);
+}
+
+#[test]
+fn hooks_have_their_own_budget() {
+    let mut hook = mk_applied("h", "h.yaml");
+    hook.key.kind = Kind::PostCreateHook;
+    let live = [
+        mk_applied("a", "a.yaml"),
+        mk_applied("b", "b.yaml"),
+        mk_applied("c", "c.yaml"),
+        hook,
+    ];
+    // One ControlPlane and the only hook removed: with "1", each kind may
+    // lose one; counted together (2 > 1) the old guard refused both.
+    let mut case = Case::new(
+        vec![mk_desired("b", "b.yaml"), mk_desired("c", "c.yaml")],
+        &live,
+    );
+    case.prune.max = MaxPrune::Count(1);
+    let plan = case.run();
+    assert!(plan.prune_blocked.is_empty(), "{:?}", plan.prune_blocked);
+    assert_eq!(pruned(&plan), ["a", "h"]);
+}
+
+#[test]
+fn a_changed_source_blocks_prunes_until_forced() {
+    let live = [mk_applied("a", "a.yaml"), mk_applied("b", "b.yaml")];
+    let mut case = Case::new(vec![mk_desired("b", "b.yaml")], &live);
+    case.source_changed = true;
+    let plan = case.run();
+    assert!(plan.prune.is_empty());
+    assert_eq!(plan.prune_blocked[0].reason, BlockReason::SourceChanged);
+    case.prune.force = true;
+    assert_eq!(pruned(&case.run()), ["a"]);
+}
+
+#[test]
+fn the_guard_allows_one_of_several() {
     assert_eq!(MaxPrune::Percent(50).limit(1), 1);
-    assert_eq!(MaxPrune::Percent(0).limit(100), 1);
-    assert_eq!(MaxPrune::Count(0).limit(100), 1);
+    assert_eq!(MaxPrune::Percent(1).limit(10), 1);
     assert_eq!(MaxPrune::Count(3).limit(100), 3);
-    let case = Case::new(Vec::new(), &[mk_applied("only", "only.yaml")]);
-    assert_eq!(pruned(&case.run()), ["only"]);
+    let live = [mk_applied("a", "a.yaml"), mk_applied("b", "b.yaml")];
+    let case = Case::new(vec![mk_desired("b", "b.yaml")], &live);
+    assert_eq!(pruned(&case.run()), ["a"]);
 }
 
 #[test]

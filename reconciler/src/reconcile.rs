@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kubeflex_operator::api::{SyncCounts, SyncSpec, SyncStatus};
+use kubeflex_operator::api::{BlockedPrune, SyncCounts, SyncFileError, SyncSpec, SyncStatus};
 use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
@@ -24,8 +24,8 @@ use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::names::{CONTROLLER, LABEL_SOURCE};
-use crate::plan::{self, DesiredObject, PruneOptions, Scope, SkipReason};
-use crate::source::{ChangeKind, Changes, Source, poll_blocking};
+use crate::plan::{self, BlockReason, DesiredObject, PruneOptions, Scope, SkipReason};
+use crate::source::{ChangeKind, Changes, Source, poll_blocking, redact_url};
 use crate::status::{StatusWriter, Verdict, file_errors, now, record_conditions};
 use crate::validate::{
     ClusterView, Definition, Kind, ObjectKey, Options, Problem, Report, Selection, validate,
@@ -69,6 +69,7 @@ pub async fn read(
     last_applied: Option<String>,
     desired: &BTreeMap<ObjectKey, DesiredObject>,
     cluster: ClusterView,
+    managed_files: BTreeSet<String>,
 ) -> Result<Option<Read>, Error> {
     let started = Instant::now();
     let update = poll_blocking(source, last_applied.clone()).await?;
@@ -88,6 +89,7 @@ pub async fn read(
     };
     let mut options = Options {
         cluster,
+        managed_files,
         ..Options::default()
     };
     let selection: Option<Vec<String>> = match (&update.changes, &changed) {
@@ -137,10 +139,16 @@ pub struct Outcome {
     pub revision: String,
     /// Nothing new: the revision was already applied.
     pub idle: bool,
+    /// `failed` counts objects whose apply or prune failed plus files that
+    /// fail validation.
     pub counts: SyncCounts,
     pub writes: usize,
     pub files_read: usize,
     pub validation_errors: usize,
+    /// Files failing validation (now or, unread, earlier).
+    pub invalid_files: usize,
+    /// Applies and prunes that failed (retried with backoff).
+    pub apply_failed: usize,
     pub errors: Vec<String>,
     pub prune_blocked: Option<String>,
     /// Where the pass spent its time.
@@ -163,7 +171,7 @@ pub struct Phases {
 impl Outcome {
     /// Anything a user must look at (for `--once`'s exit code).
     pub fn failed(&self) -> bool {
-        self.counts.failed > 0 || self.validation_errors > 0 || self.prune_blocked.is_some()
+        self.apply_failed > 0 || self.validation_errors > 0 || self.prune_blocked.is_some()
     }
 }
 
@@ -188,6 +196,20 @@ pub struct Reconciler {
     verdict: Option<Verdict>,
     /// Files of objects whose prune was put off.
     deferred: BTreeSet<String>,
+    /// `--git-url`, `--ref` or `--path` differ from the last pass allowed
+    /// to prune (as the Sync status recorded it).
+    source_changed: bool,
+    /// Validation problems already logged, so each is logged once while it
+    /// lasts.
+    logged_problems: BTreeSet<String>,
+    /// Asked before any prune: whether this replica still leads.
+    lease: Option<Arc<dyn LeaseCheck>>,
+}
+
+/// Whether this replica may still write (see `kubeflex_operator::leader`).
+pub trait LeaseCheck: Send + Sync {
+    /// True when the lease is held and not about to expire.
+    fn confirm(&self) -> futures::future::BoxFuture<'_, bool>;
 }
 
 impl Reconciler {
@@ -218,7 +240,16 @@ impl Reconciler {
             metrics,
             verdict: None,
             deferred: BTreeSet::new(),
+            source_changed: false,
+            logged_problems: BTreeSet::new(),
+            lease: None,
         }
+    }
+
+    /// Confirms leadership with `lease` before every prune.
+    pub fn with_lease(mut self, lease: Arc<dyn LeaseCheck>) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// Creates the Sync object and picks up its status. A missing CRD is
@@ -230,12 +261,49 @@ impl Reconciler {
             path: Some(self.settings.path.clone()),
         };
         match self.writer.ensure(spec).await {
-            Ok(status) => self.status = status,
+            Ok((old_spec, status)) => {
+                self.source_changed = self.changed_since(old_spec.as_ref(), &status);
+                self.status = status;
+            }
             Err(e) => tracing::warn!(error = %e, "cannot write the Sync status object"),
         }
+        if self.source_changed {
+            tracing::warn!(
+                url = %self.settings.url,
+                path = %self.settings.path,
+                "the source changed since the last pass; prunes wait for --force-prune"
+            );
+        } else {
+            self.accept_source();
+        }
+        // Credentials a previous version may have stored are dropped.
+        self.status.url = self.status.url.as_deref().map(redact_url);
+        self.reference = self.writer.reference().await.ok();
+    }
+
+    /// Whether the last recorded source differs from this one. A status
+    /// without a URL (a new Sync) is no change; a status of a previous
+    /// version, without `path`, is compared with its spec's.
+    fn changed_since(&self, old_spec: Option<&SyncSpec>, status: &SyncStatus) -> bool {
+        let Some(url) = status.url.as_deref() else {
+            return false;
+        };
+        let path = status
+            .path
+            .as_deref()
+            .or(old_spec.and_then(|s| s.path.as_deref()))
+            .unwrap_or_default();
+        redact_url(url) != self.settings.url
+            || status.reference != self.settings.reference
+            || path.trim_matches('/') != self.settings.path
+    }
+
+    /// Records this source as the one prunes are made for.
+    fn accept_source(&mut self) {
+        self.source_changed = false;
         self.status.url = Some(self.settings.url.clone());
         self.status.reference = self.settings.reference.clone();
-        self.reference = self.writer.reference().await.ok();
+        self.status.path = Some(self.settings.path.clone());
     }
 
     /// One pass, with status, events and metrics.
@@ -279,11 +347,17 @@ impl Reconciler {
             control_plane_types: control_plane_types(&lock(&self.inventory)),
         };
         phases.cluster_view = started.elapsed();
+        let managed_files: BTreeSet<String> = lock(&self.inventory)
+            .objects()
+            .values()
+            .filter_map(|o| o.path().map(str::to_owned))
+            .collect();
         let Some(read) = read(
             self.source.clone(),
             self.last_applied.clone(),
             &self.desired,
             view,
+            managed_files,
         )
         .await?
         else {
@@ -295,6 +369,7 @@ impl Reconciler {
         };
         span.record("revision", read.revision.as_str());
         self.status.last_fetched_commit = Some(read.revision.clone());
+        self.status.last_attempted_commit = Some(read.revision.clone());
         let Read {
             revision,
             changed,
@@ -321,6 +396,7 @@ impl Reconciler {
         for warning in report.warnings() {
             tracing::info!(%warning, "validation warning");
         }
+        self.log_new_problems();
         let failed: BTreeSet<String> = self.failed_files.keys().cloned().collect();
         // The parsed documents are not needed past this point: free them
         // before the plan copies the objects to apply (a full pass holds
@@ -344,7 +420,7 @@ impl Reconciler {
                 .cloned()
                 .collect::<BTreeSet<_>>()
         });
-        let plan = {
+        let mut plan = {
             let inventory = lock(&self.inventory);
             let plan = plan::plan(plan::Input {
                 desired: &new,
@@ -356,6 +432,7 @@ impl Reconciler {
                 },
                 inventory: inventory.objects(),
                 prune: self.settings.prune,
+                source_changed: self.source_changed,
             });
             self.deferred = plan
                 .skipped
@@ -383,46 +460,72 @@ impl Reconciler {
             ..Outcome::default()
         };
         outcome.counts.unchanged = plan.unchanged.len() as i64;
-        let mut apply_errors = Vec::new();
+        let mut apply_errors: Vec<SyncFileError> = Vec::new();
         let owned_elsewhere = self.owned_elsewhere(&plan.apply).await?;
         for (desired, owner) in &owned_elsewhere {
-            apply_errors.push(format!(
-                "{}:{}: {} is managed by source {owner:?} (label {LABEL_SOURCE}); left as it is: define it in one source only",
-                desired.path, desired.pos, desired.key
+            apply_errors.push(file_error(
+                desired,
+                format!(
+                    "{} is managed by source {owner:?} (label {LABEL_SOURCE}); left as it is: define it in one source only",
+                    desired.key
+                ),
             ));
         }
-        let cluster = self.cluster.clone();
-        let to_write = plan
-            .apply
-            .iter()
-            .filter(|(d, _)| !owned_elsewhere.iter().any(|(o, _)| o.key == d.key));
-        let mut writes = futures::stream::iter(to_write.map(|(desired, diff)| {
-            let cluster = cluster.clone();
-            let revision = revision.clone();
-            async move {
-                (
-                    desired,
-                    cluster.apply(desired, diff.as_ref(), &revision).await,
-                )
-            }
-        }))
-        .buffer_unordered(CONCURRENCY);
-        while let Some((desired, result)) = writes.next().await {
-            match result {
-                Ok(written) => {
-                    outcome.counts.applied += 1;
-                    outcome.writes += written.writes;
-                    lock(&self.inventory).upsert(written.live);
+        // Hooks before the ControlPlanes that use them: the operator may
+        // act on a new ControlPlane at once.
+        for kind in [Kind::PostCreateHook, Kind::ControlPlane] {
+            let cluster = self.cluster.clone();
+            let to_write = plan.apply.iter().filter(|(d, _)| {
+                d.key.kind == kind && !owned_elsewhere.iter().any(|(o, _)| o.key == d.key)
+            });
+            let mut writes = futures::stream::iter(to_write.map(|(desired, diff)| {
+                let cluster = cluster.clone();
+                let revision = revision.clone();
+                async move {
+                    (
+                        desired,
+                        cluster.apply(desired, diff.as_ref(), &revision).await,
+                    )
                 }
-                Err(e) => {
-                    tracing::warn!(key = %desired.key, error = %e, "apply failed");
-                    apply_errors.push(format!("{}:{}: {e}", desired.path, desired.pos));
-                    self.metrics.failure(e.category());
+            }))
+            .buffer_unordered(CONCURRENCY);
+            while let Some((desired, result)) = writes.next().await {
+                match result {
+                    Ok(written) => {
+                        outcome.counts.applied += 1;
+                        outcome.writes += written.writes;
+                        lock(&self.inventory).upsert(written.live);
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %desired.key, position = %format_args!("{}:{}", desired.path, desired.pos), error = %e, "apply failed");
+                        apply_errors.push(file_error(desired, e.to_string()));
+                        self.metrics.failure(e.category());
+                    }
                 }
             }
         }
-        drop(writes);
-        for live in &plan.prune {
+        // A failed apply may be the new half of a rename: deleting the old
+        // half now would lose the tenant.
+        if !apply_errors.is_empty() {
+            plan.block_prunes(BlockReason::ApplyFailed);
+        }
+        if !plan.prune.is_empty() {
+            let (source, revision) = (self.source.clone(), revision.clone());
+            let settled = tokio::task::spawn_blocking(move || source.settled(&revision))
+                .await
+                .unwrap_or(false);
+            if !settled {
+                plan.block_prunes(BlockReason::Unsettled);
+            }
+        }
+        if !plan.prune.is_empty()
+            && let Some(lease) = &self.lease
+            && !lease.confirm().await
+        {
+            plan.block_prunes(BlockReason::LeaseUnconfirmed);
+        }
+        let prune = std::mem::take(&mut plan.prune);
+        for live in &prune {
             match self.cluster.delete(live).await {
                 Ok(()) => {
                     outcome.counts.pruned += 1;
@@ -432,30 +535,65 @@ impl Reconciler {
                 }
                 Err(e) => {
                     tracing::warn!(key = %live.key, error = %e, "prune failed");
-                    apply_errors.push(e.to_string());
+                    apply_errors.push(SyncFileError {
+                        path: live.path().unwrap_or_default().to_owned(),
+                        line: 0,
+                        column: 0,
+                        message: e.to_string(),
+                    });
                 }
             }
         }
         phases.apply = started.elapsed();
         outcome.phases = phases;
-        outcome.counts.failed = apply_errors.len() as i64;
-        outcome.errors = apply_errors;
-        outcome.prune_blocked = plan.prune_blocked.as_ref().map(ToString::to_string);
+        outcome.apply_failed = apply_errors.len();
+        outcome.invalid_files = self.failed_files.len();
+        outcome.counts.failed = (outcome.apply_failed + outcome.invalid_files) as i64;
+        outcome.errors = apply_errors.iter().map(|e| e.message.clone()).collect();
+        outcome.prune_blocked = (!plan.prune_blocked.is_empty()).then(|| {
+            plan.prune_blocked
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         for (key, reason) in &plan.skipped {
             tracing::info!(%key, reason = reason.as_str(), "left as it is");
         }
-
+        for blocked in &plan.prune_blocked {
+            tracing::warn!(reason = blocked.reason.as_str(), "{blocked}");
+        }
         self.status.prune_blocked = plan
             .prune_blocked
-            .as_ref()
-            .map(|b| {
-                b.candidates
-                    .iter()
-                    .map(|k| format!("{}/{}", k.kind, k.name))
-                    .collect()
+            .iter()
+            .flat_map(|b| b.candidates.iter())
+            .map(|k| format!("{}/{}", k.kind, k.name))
+            .collect();
+        self.status.blocked_prunes = plan
+            .prune_blocked
+            .iter()
+            .flat_map(|b| {
+                b.candidates.iter().map(|k| BlockedPrune {
+                    kind: k.kind.to_string(),
+                    name: k.name.clone(),
+                    reason: b.reason.as_str().to_owned(),
+                })
             })
-            .unwrap_or_default();
+            .collect();
+        let source_blocked = plan
+            .prune_blocked
+            .iter()
+            .any(|b| b.reason == BlockReason::SourceChanged);
+        let prunes_blocked = !plan.prune_blocked.is_empty();
         drop(plan);
+        if self.source_changed
+            && !source_blocked
+            && apply_errors.is_empty()
+            && self.failed_files.is_empty()
+        {
+            tracing::info!("the new source is confirmed for pruning");
+            self.accept_source();
+        }
         // The new desired state: what was read replaces what those files
         // defined; objects of failed files stay as they were.
         match &changed {
@@ -467,24 +605,19 @@ impl Reconciler {
         for d in new {
             self.desired.insert(d.key.clone(), d);
         }
-        if outcome.counts.failed == 0 {
+        if outcome.apply_failed == 0 {
+            // Internally, the next pass starts from here (failed files are
+            // tracked apart); the status claims the commit applied only
+            // when all of it is.
             self.last_applied = Some(revision.clone());
-            self.status.last_applied_commit = Some(revision.clone());
-            self.metrics.last_applied(now().0.as_second() as f64);
+            if self.failed_files.is_empty() && !prunes_blocked {
+                self.status.last_applied_commit = Some(revision.clone());
+                self.metrics.last_applied(now().0.as_second() as f64);
+            }
         }
         self.status.counts = outcome.counts;
         let mut errors = file_errors(self.failed_files.values().flatten());
-        errors.extend(
-            outcome
-                .errors
-                .iter()
-                .map(|e| kubeflex_operator::api::SyncFileError {
-                    path: e.split(':').next().unwrap_or_default().to_owned(),
-                    line: 0,
-                    column: 0,
-                    message: e.clone(),
-                }),
-        );
+        errors.extend(apply_errors);
         self.status.errors = errors;
         if outcome.writes > 0 || outcome.counts.failed > 0 {
             self.status.last_sync_time = Some(now());
@@ -503,6 +636,7 @@ impl Reconciler {
             unchanged = outcome.counts.unchanged,
             pruned = outcome.counts.pruned,
             failed = outcome.counts.failed,
+            invalid_files = outcome.invalid_files,
             files = outcome.files_read,
             writes = outcome.writes,
             view_ms = ms(phases.cluster_view),
@@ -556,7 +690,7 @@ impl Reconciler {
             );
             self.event(EventType::Normal, "Applied", "Sync", note).await;
         }
-        if c.failed > 0 {
+        if outcome.apply_failed > 0 {
             self.event(
                 EventType::Warning,
                 "Failed",
@@ -670,7 +804,7 @@ impl Reconciler {
         let mut backoff = BACKOFF.0;
         loop {
             let delay = match self.pass().await {
-                Ok(outcome) if outcome.counts.failed == 0 => {
+                Ok(outcome) if outcome.apply_failed == 0 => {
                     backoff = BACKOFF.0;
                     self.metrics.set_ready(true);
                     self.settings.interval
@@ -695,6 +829,33 @@ impl Reconciler {
                 }
             }
         }
+    }
+}
+
+/// An apply error, at the position of the document it concerns.
+fn file_error(desired: &DesiredObject, message: String) -> SyncFileError {
+    SyncFileError {
+        path: desired.path.clone(),
+        line: i64::from(desired.pos.line),
+        column: i64::from(desired.pos.column),
+        message: format!("{}:{}: {message}", desired.path, desired.pos),
+    }
+}
+
+impl Reconciler {
+    /// Logs each validation problem once (WARN) when it appears, with its
+    /// `path:line:column`; a problem that goes and comes back is logged again.
+    fn log_new_problems(&mut self) {
+        let current: BTreeSet<String> = self
+            .failed_files
+            .values()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        for problem in current.difference(&self.logged_problems) {
+            tracing::warn!("invalid file: {problem}");
+        }
+        self.logged_problems = current;
     }
 }
 
@@ -724,10 +885,16 @@ mod tests {
     async fn a_missing_path_is_an_error_not_an_empty_repository() {
         let dir = tempfile::tempdir().unwrap();
         let source: Arc<dyn Source> = Arc::new(DirSource::new(dir.path(), "tenants").unwrap());
-        let err = read(source, None, &BTreeMap::new(), ClusterView::default())
-            .await
-            .err()
-            .unwrap();
+        let err = read(
+            source,
+            None,
+            &BTreeMap::new(),
+            ClusterView::default(),
+            BTreeSet::new(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert_eq!(err.category(), "path");
     }
 
@@ -739,10 +906,16 @@ mod tests {
             dir.path().join("cache"),
         );
         let source: Arc<dyn Source> = Arc::new(crate::source::GitSource::new(config).unwrap());
-        let err = read(source, None, &BTreeMap::new(), ClusterView::default())
-            .await
-            .err()
-            .unwrap();
+        let err = read(
+            source,
+            None,
+            &BTreeMap::new(),
+            ClusterView::default(),
+            BTreeSet::new(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert_eq!(err.category(), "fetch");
         assert!(err.is_transient());
     }

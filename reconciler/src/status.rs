@@ -64,7 +64,7 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn of(outcome: &Outcome) -> Self {
-        let (ready, stalled, reason, message) = if outcome.counts.failed > 0 {
+        let (ready, stalled, reason, message) = if outcome.apply_failed > 0 {
             (false, false, "ApplyFailed", outcome.errors.join("; "))
         } else if let Some(blocked) = &outcome.prune_blocked {
             (false, true, "PruneBlocked", blocked.clone())
@@ -131,19 +131,29 @@ pub fn record_conditions(
         }
         Err(e) => {
             let message = e.to_string();
-            set_condition(
-                conditions,
-                SyncConditionType::FETCHING,
-                true,
-                "FetchFailed",
-                &message,
-                now,
-            );
+            // Only a failed fetch is a fetch failure: an API server that
+            // cannot be reached says so under its own reason.
+            let reason = match e {
+                Error::Source(s) if s.is_timeout() => "FetchTimeout",
+                Error::Source(_) => "FetchFailed",
+                Error::Object { .. } | Error::Api { .. } => "ApiFailed",
+                _ => "PassFailed",
+            };
+            if matches!(e, Error::Source(_)) {
+                set_condition(
+                    conditions,
+                    SyncConditionType::FETCHING,
+                    true,
+                    reason,
+                    &message,
+                    now,
+                );
+            }
             set_condition(
                 conditions,
                 SyncConditionType::READY,
                 false,
-                "FetchFailed",
+                reason,
                 &message,
                 now,
             );
@@ -200,8 +210,18 @@ impl StatusWriter {
     }
 
     /// Creates or updates the object's spec (what the reconciler was started
-    /// with) and returns the status it holds, to continue from.
-    pub async fn ensure(&mut self, spec: SyncSpec) -> Result<SyncStatus, Error> {
+    /// with) and returns the spec it held before (`None` for a new object)
+    /// and the status it holds, to continue from.
+    pub async fn ensure(
+        &mut self,
+        spec: SyncSpec,
+    ) -> Result<(Option<SyncSpec>, SyncStatus), Error> {
+        let old = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| Error::api("reading the Sync object", e))?
+            .map(|o| o.spec);
         let body = serde_json::json!({
             "apiVersion": GITOPS_API_VERSION,
             "kind": "Sync",
@@ -219,7 +239,7 @@ impl StatusWriter {
             .map_err(|e| Error::api("applying the Sync object", e))?;
         let status = obj.status.unwrap_or_default();
         self.last = Some(status.clone());
-        Ok(status)
+        Ok((old, status))
     }
 
     /// Writes `status` unless it is what was last written. Returns whether
@@ -359,5 +379,31 @@ mod tests {
         assert_eq!(condition(&conditions, "Fetching").status, "False");
         assert_eq!(condition(&conditions, "Ready").status, "True");
         assert_eq!(condition(&conditions, "Stalled").status, "False");
+    }
+
+    #[test]
+    fn an_api_error_is_not_a_fetch_failure_and_a_timeout_says_so() {
+        let mut conditions = Vec::new();
+        let error = Error::api(
+            "listing PostCreateHooks",
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("unavailable", "ServiceUnavailable").with_code(503),
+            )),
+        );
+        record_conditions(&mut conditions, Err(&error), &at(1));
+        assert_eq!(condition(&conditions, "Ready").reason, "ApiFailed");
+        assert!(conditions.iter().all(|c| c.type_ != "Fetching"));
+        let timeout = Error::Source(crate::source::SourceError::Timeout {
+            url: "git://h/r".into(),
+            after: std::time::Duration::from_secs(60),
+        });
+        record_conditions(&mut conditions, Err(&timeout), &at(2));
+        let ready = condition(&conditions, "Ready");
+        assert_eq!(ready.reason, "FetchTimeout");
+        assert!(
+            ready.message.contains("timed out after 60s"),
+            "{}",
+            ready.message
+        );
     }
 }

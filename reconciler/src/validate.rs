@@ -92,6 +92,11 @@ pub struct Options {
     pub limits: Limits,
     pub cluster: ClusterView,
     pub elsewhere: Vec<Definition>,
+    /// Files that defined objects the cluster holds for this source. In such
+    /// a file, a document of another group that leaves the file with none
+    /// of our objects is an error, not a skip: it is most likely one of ours
+    /// with a typo, and skipping it would prune what it defined.
+    pub managed_files: BTreeSet<String>,
 }
 
 /// Which files of a snapshot to validate.
@@ -170,7 +175,18 @@ pub fn validate(
         Selection::Paths(paths) => paths.iter().filter(|p| is_manifest(p)).cloned().collect(),
     };
     for path in paths {
-        let outcome = check_file(snapshot, &path, options, schemas);
+        let mut outcome = check_file(snapshot, &path, options, schemas);
+        if options.managed_files.contains(&path) && outcome.keys.is_empty() {
+            for p in &mut outcome.problems {
+                if p.kind == ProblemKind::OtherKind {
+                    p.severity = Severity::Error;
+                    p.message = format!(
+                        "{}; this file defined managed objects, so this is taken for a typo: fix apiVersion/kind (nothing of the file is applied or pruned meanwhile)",
+                        p.message
+                    );
+                }
+            }
+        }
         outcomes.insert(path, outcome);
     }
     check_duplicates(&mut outcomes, &options.elsewhere);
@@ -566,6 +582,17 @@ fn classify(node: &Node, findings: &mut Vec<Finding>) -> Option<Kind> {
         return None;
     };
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    if group != GROUP && matches!(kind, "ControlPlane" | "PostCreateHook") {
+        // One of our kinds under another group is a typo far more often
+        // than a foreign API: skipping it would prune what it defined.
+        findings.push(Finding {
+            pos: api_pos,
+            field: "apiVersion".to_owned(),
+            kind: ProblemKind::Enum,
+            message: format!("unknown group in {api_version:?} for {kind}; expected {API_VERSION}"),
+        });
+        return None;
+    }
     if group != GROUP {
         findings.push(Finding {
             pos: kind_pos,

@@ -120,9 +120,22 @@ pub fn watch_dir(
     triggers: mpsc::Sender<()>,
 ) -> Result<notify::RecommendedWatcher, Error> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let given = dir.to_path_buf();
+    // Events under dot-directories (`.git/`, `.kflex/`, …) concern nothing
+    // the source reads (see `source::filter`): no pass for them.
+    let relevant = move |path: &Path| {
+        let rel = path
+            .strip_prefix(&root)
+            .or_else(|_| path.strip_prefix(&given))
+            .unwrap_or(path);
+        !rel.components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+    };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && !event.kind.is_access()
+            && (event.paths.is_empty() || event.paths.iter().any(|p| relevant(p)))
         {
             let _ = raw_tx.send(());
         }

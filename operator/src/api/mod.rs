@@ -19,8 +19,8 @@ pub use controlplane::{
 };
 pub use postcreatehook::{PostCreateHook, PostCreateHookSpec, PostCreateHookStatus, Var};
 pub use sync::{
-    GITOPS_API_VERSION, GITOPS_GROUP, Sync, SyncConditionType, SyncCounts, SyncFileError, SyncSpec,
-    SyncStatus,
+    BlockedPrune, GITOPS_API_VERSION, GITOPS_GROUP, Sync, SyncConditionType, SyncCounts,
+    SyncFileError, SyncSpec, SyncStatus,
 };
 
 /// API group shared by both kinds.

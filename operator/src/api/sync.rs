@@ -55,12 +55,20 @@ pub struct SyncStatus {
     /// Branch, tag or commit followed.
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Directory in the repository read. With `url` and `ref`, the source of
+    /// the last pass allowed to prune: a change blocks prunes until confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Commit (or directory fingerprint) of the last successful fetch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_fetched_commit: Option<String>,
-    /// Commit whose valid files are all applied.
+    /// Commit whose files are all applied (none failed validation or apply,
+    /// no prune was put off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_commit: Option<String>,
+    /// Commit the last pass worked on, applied in full or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_commit: Option<String>,
     /// When the last pass that changed anything ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::date_time")]
@@ -74,9 +82,24 @@ pub struct SyncStatus {
     /// Every problem found in the source, as `path:line:column: message`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<SyncFileError>,
-    /// Objects the max-prune guard kept, as `Kind/name`.
+    /// Objects whose prune was put off, as `Kind/name` (kept for readers
+    /// of earlier versions; `blockedPrunes` says why).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prune_blocked: Vec<String>,
+    /// Objects whose prune was put off, each with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_prunes: Vec<BlockedPrune>,
+}
+
+/// A prune that was put off, and why.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockedPrune {
+    /// `ControlPlane` or `PostCreateHook`.
+    pub kind: String,
+    pub name: String,
+    /// Why it is kept, e.g. `an apply of this pass failed`.
+    pub reason: String,
 }
 
 /// Object counts of one pass.

@@ -12,8 +12,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{
-    Changes, Listing, ReadError, Refused, Snapshot, Source, SourceError, Update, check_relative,
-    is_manifest, normalize_subdir,
+    Changes, Filter, IGNORE_FILE, Listing, ReadError, Refused, Snapshot, Source, SourceError,
+    Update, check_relative, normalize_subdir,
 };
 
 /// Directories nested deeper than this are not walked: real repositories are
@@ -26,6 +26,8 @@ const MAX_DIR_DEPTH: usize = 32;
 pub struct DirSource {
     root: PathBuf,
     subdir: String,
+    /// `--exclude` patterns.
+    excludes: Vec<String>,
 }
 
 impl DirSource {
@@ -40,7 +42,29 @@ impl DirSource {
         Ok(Self {
             root,
             subdir: normalize_subdir(subdir)?,
+            excludes: Vec::new(),
         })
+    }
+
+    /// Also skips what these patterns (gitignore syntax) match.
+    pub fn with_excludes(mut self, excludes: Vec<String>) -> Self {
+        self.excludes = excludes;
+        self
+    }
+
+    /// The skip rule as the directory's `.kflexignore` says now.
+    fn filter(&self) -> Result<Filter, SourceError> {
+        let text = match fs::read(self.root.join(IGNORE_FILE)) {
+            Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(SourceError::Io {
+                    path: IGNORE_FILE.to_owned(),
+                    source,
+                });
+            }
+        };
+        Filter::new(text.as_deref(), &self.excludes)
     }
 
     /// The snapshot of the directory as it is now.
@@ -49,6 +73,7 @@ impl DirSource {
             root: self.root.clone(),
             subdir: self.subdir.clone(),
             revision: String::new(),
+            filter: self.filter()?,
         };
         snapshot.revision = snapshot.fingerprint()?;
         Ok(snapshot)
@@ -56,6 +81,10 @@ impl DirSource {
 }
 
 impl Source for DirSource {
+    fn settled(&self, revision: &str) -> bool {
+        self.snapshot().is_ok_and(|s| s.revision == revision)
+    }
+
     fn poll(&self, last_applied: Option<&str>) -> Result<Update, SourceError> {
         let snapshot = self.snapshot()?;
         let changes = if last_applied == Some(snapshot.revision.as_str()) {
@@ -77,6 +106,7 @@ pub struct DirSnapshot {
     root: PathBuf,
     subdir: String,
     revision: String,
+    filter: Filter,
 }
 
 impl DirSnapshot {
@@ -132,10 +162,10 @@ impl DirSnapshot {
                 self.list_symlink(&entry.path(), path, out);
             } else if meta.is_dir() {
                 // `.git` and other hidden directories hold no manifests.
-                if !name.starts_with('.') && depth < MAX_DIR_DEPTH {
+                if self.filter.walks(&path) && depth < MAX_DIR_DEPTH {
                     self.walk(&entry.path(), &path, depth + 1, out)?;
                 }
-            } else if meta.is_file() && is_manifest(&name) {
+            } else if meta.is_file() && self.filter.includes(&path) {
                 out.files.push(path);
             }
         }
@@ -157,7 +187,7 @@ impl DirSnapshot {
             Ok(target) if target.is_dir() => {}
             // Dangling links named like manifests are listed so that the read
             // reports them.
-            _ if is_manifest(&path) => out.files.push(path),
+            _ if self.filter.includes(&path) => out.files.push(path),
             _ => {}
         }
     }

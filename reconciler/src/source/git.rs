@@ -14,6 +14,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use gix::ObjectId;
 use gix::bstr::ByteSlice;
@@ -23,12 +24,16 @@ use gix::protocol::transport::client::blocking_io::Transport;
 use gix::remote::Direction;
 
 use super::{
-    Change, ChangeKind, Changes, Listing, ReadError, Refused, Snapshot, Source, SourceError,
-    Update, check_relative, is_manifest, normalize_subdir,
+    Change, ChangeKind, Changes, Filter, IGNORE_FILE, Listing, ReadError, Refused, Snapshot,
+    Source, SourceError, Update, check_relative, is_hidden, is_manifest, normalize_subdir,
+    redact_url, url_credentials,
 };
 
 mod cache_lock;
 mod daemon;
+
+/// `--fetch-timeout`'s default.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where to hold fetched refs in the cache: never a branch a user could see.
 const FETCHED_PREFIX: &str = "refs/kflex/fetched";
@@ -117,6 +122,11 @@ pub struct GitSourceConfig {
     /// Commits of history each fetch keeps (shallow fetch).
     pub depth: NonZeroU32,
     pub auth: GitAuth,
+    /// `--exclude` patterns (gitignore syntax), besides `.kflexignore`.
+    pub excludes: Vec<String>,
+    /// Deadline of one fetch (`--fetch-timeout`), also the read timeout of
+    /// `git://` connections and the basis of ssh's keep-alive.
+    pub fetch_timeout: Duration,
 }
 
 impl GitSourceConfig {
@@ -130,6 +140,8 @@ impl GitSourceConfig {
             cache_dir: cache_dir.into(),
             depth: NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN),
             auth: GitAuth::None,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            excludes: Vec::new(),
         }
     }
 }
@@ -141,8 +153,19 @@ pub struct GitSource {
 }
 
 impl GitSource {
+    /// Credentials in the URL are taken out of it (so that no message,
+    /// annotation or status shows them) and used as basic auth unless other
+    /// auth is configured.
     pub fn new(mut config: GitSourceConfig) -> Result<Self, SourceError> {
         config.path = normalize_subdir(&config.path)?;
+        if let Some((username, password)) = url_credentials(&config.url) {
+            let scheme = config.url.split("://").next().unwrap_or_default();
+            let http = scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http");
+            if http && matches!(config.auth, GitAuth::None) && !username.is_empty() {
+                config.auth = GitAuth::Basic { username, password };
+            }
+            config.url = redact_url(&config.url);
+        }
         if matches!(config.auth, GitAuth::Basic { .. })
             && config.url.to_ascii_lowercase().starts_with("http://")
         {
@@ -183,9 +206,14 @@ impl GitSource {
             // `-E`: ssh's own messages go to a file, read back when a fetch
             // fails (see `fetch`); gix passes on none of them but a
             // misleading "no credentials" for "Permission denied".
+            // A stalled server is given up on within about the fetch
+            // deadline: keep-alives every fifth of it, three unanswered.
+            let timeout = self.config.fetch_timeout.as_secs().max(1);
             let mut command = format!(
-                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -E {}",
+                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout={} -o ServerAliveInterval={} -o ServerAliveCountMax=3 -E {}",
                 shell_quote(&key.display().to_string()),
+                timeout.min(30),
+                (timeout / 5).max(1),
                 shell_quote(&self.ssh_log().display().to_string())
             );
             if let Some(known_hosts) = known_hosts {
@@ -299,7 +327,7 @@ impl GitSource {
             .url(Direction::Fetch)
             .filter(|u| u.scheme == gix::url::Scheme::Git)
         {
-            let transport = daemon::connect(daemon_url)
+            let transport = daemon::connect(daemon_url, self.config.fetch_timeout)
                 .map_err(|e| SourceError::git(context("connecting to"), e))?;
             return self.receive(remote.to_connection_with_transport(transport));
         }
@@ -379,6 +407,11 @@ impl GitSource {
                 path: self.config.path.clone(),
                 revision: commit.to_string(),
             })?;
+        let ignore_file = ignore_file_of(&repo, root)?;
+        let filter = Filter::new(
+            ignore_file.as_ref().map(|(_, text)| text.as_str()),
+            &self.config.excludes,
+        )?;
         Ok(GitSnapshot {
             repo,
             commit,
@@ -387,6 +420,7 @@ impl GitSource {
             subtree,
             subdir: self.config.path.clone(),
             listed: OnceLock::new(),
+            filter,
         })
     }
 
@@ -407,16 +441,26 @@ impl GitSource {
         if !is_ancestor(repo, last, new) {
             return Ok(Changes::Full);
         }
+        // A changed ignore file changes which files count: read them all.
+        let ignore_id = |root| ignore_file_of(repo, root).map(|f| f.map(|(id, _)| id));
+        if ignore_id(last_root)? != ignore_id(snapshot.root)? {
+            return Ok(Changes::Full);
+        }
         let old = subtree(repo, last_root, &self.config.path)?;
         if old == Some(snapshot.subtree) {
             return Ok(Changes::Paths(Vec::new()));
         }
-        let changes = diff_trees(repo, old, snapshot.subtree, &self.config.path)?;
+        let mut changes = diff_trees(repo, old, snapshot.subtree, &self.config.path)?;
+        changes.retain(|c| snapshot.filter.includes(&c.path));
         Ok(Changes::Paths(changes))
     }
 }
 
 impl Source for GitSource {
+    fn deadline(&self) -> Option<(Duration, String)> {
+        Some((self.config.fetch_timeout, self.config.url.clone()))
+    }
+
     fn poll(&self, last_applied: Option<&str>) -> Result<Update, SourceError> {
         // Opened (created, the first time) before the lock file is made:
         // gix initialises only an empty directory.
@@ -444,6 +488,31 @@ fn peel_to_commit(repo: &gix::Repository, local: &str, url: &str) -> Result<Obje
         .peel_to_commit()
         .map_err(|e| SourceError::git(format!("{local} of {url} is not a commit"), e))?;
     Ok(commit.id)
+}
+
+/// The repository's `.kflexignore` at the root of tree `root`: its blob id
+/// and text (non-UTF-8 bytes replaced).
+fn ignore_file_of(
+    repo: &gix::Repository,
+    root: ObjectId,
+) -> Result<Option<(ObjectId, String)>, SourceError> {
+    let tree = repo
+        .find_tree(root)
+        .map_err(|e| SourceError::git(format!("reading tree {root}"), e))?;
+    let Some(entry) = tree
+        .lookup_entry_by_path(IGNORE_FILE)
+        .map_err(|e| SourceError::git(format!("reading {IGNORE_FILE}"), e))?
+    else {
+        return Ok(None);
+    };
+    if !entry.mode().is_blob() {
+        return Ok(None);
+    }
+    let id = entry.object_id();
+    let blob = repo
+        .find_object(id)
+        .map_err(|e| SourceError::git(format!("reading {IGNORE_FILE}"), e))?;
+    Ok(Some((id, blob.data.to_str_lossy().into_owned())))
 }
 
 fn commit_tree(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, SourceError> {
@@ -570,6 +639,8 @@ pub struct GitSnapshot {
     ///
     /// [`list`]: Snapshot::list
     listed: OnceLock<HashMap<String, (EntryKind, ObjectId)>>,
+    /// What is read (dot-paths, `.kflexignore`, `--exclude`).
+    filter: Filter,
 }
 
 impl GitSnapshot {
@@ -656,10 +727,14 @@ impl Snapshot for GitSnapshot {
             } else {
                 format!("{}/{rel}", self.subdir)
             };
+            // Links are looked at below (one leading out is refused
+            // whatever its name), unless under a dot-path.
+            let link = entry.mode.is_link() && !is_hidden(&path);
+            if !link && !self.filter.includes(&path) {
+                continue;
+            }
             match entry.mode.kind() {
-                EntryKind::Blob | EntryKind::BlobExecutable if is_manifest(&path) => {
-                    listing.files.push(path)
-                }
+                EntryKind::Blob | EntryKind::BlobExecutable => listing.files.push(path),
                 EntryKind::Link => {
                     // Links leading out are refused whatever their name; links
                     // inside are listed when named like manifests (and read
@@ -667,7 +742,7 @@ impl Snapshot for GitSnapshot {
                     let target = self.blob(entry.oid).unwrap_or_default();
                     match Self::resolve_link(&path, &target.to_str_lossy()) {
                         Err(error) => listing.refused.push(Refused { path, error }),
-                        Ok(_) if is_manifest(&path) => listing.files.push(path),
+                        Ok(_) if self.filter.includes(&path) => listing.files.push(path),
                         Ok(_) => {}
                     }
                 }

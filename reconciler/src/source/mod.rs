@@ -7,11 +7,14 @@
 //! `--path` selects, so that messages name files the way `git` shows them.
 
 pub mod dir;
+pub mod filter;
 pub mod git;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use dir::{DirSnapshot, DirSource};
+pub use filter::{Filter, IGNORE_FILE, is_hidden};
 pub use git::{GitAuth, GitSnapshot, GitSource, GitSourceConfig, read_secret};
 
 /// One state of the source, e.g. a commit.
@@ -105,17 +108,89 @@ pub trait Source: Send + Sync {
     /// Brings the source up to date and returns its newest snapshot, with the
     /// changes since `last_applied` (a revision an earlier snapshot returned).
     fn poll(&self, last_applied: Option<&str>) -> Result<Update, SourceError>;
+
+    /// Whether the source still is at `revision`: a directory is listed
+    /// again, so a checkout, rsync or editor save caught half-way is seen
+    /// as such before anything is pruned. Git commits never change.
+    fn settled(&self, _revision: &str) -> bool {
+        true
+    }
+
+    /// How long one poll may take (`--fetch-timeout`); `None`: unbounded.
+    fn deadline(&self) -> Option<(Duration, String)> {
+        None
+    }
 }
 
 /// [`Source::poll`] on tokio's blocking pool, so that fetching never stalls
-/// the async runtime.
+/// the async runtime, within the source's deadline. A poll past its
+/// deadline is abandoned (its thread ends on the transport's own read
+/// timeouts) and reported as [`SourceError::Timeout`].
 pub async fn poll_blocking(
     source: Arc<dyn Source>,
     last_applied: Option<String>,
 ) -> Result<Update, SourceError> {
-    tokio::task::spawn_blocking(move || source.poll(last_applied.as_deref()))
-        .await
-        .map_err(|e| SourceError::Join(e.to_string()))?
+    let deadline = source.deadline();
+    let task = tokio::task::spawn_blocking(move || source.poll(last_applied.as_deref()));
+    let joined = match deadline {
+        Some((after, url)) => match tokio::time::timeout(after, task).await {
+            Ok(joined) => joined,
+            Err(_) => return Err(SourceError::Timeout { url, after }),
+        },
+        None => task.await,
+    };
+    joined.map_err(|e| SourceError::Join(e.to_string()))?
+}
+
+/// `url` without credentials, for anything shown or stored: the user-info
+/// of `scheme://user:password@host/…` is dropped (for `ssh://`, only the
+/// password: the user name is part of the address and no secret).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    if scheme.eq_ignore_ascii_case("ssh") {
+        let user = userinfo.split(':').next().unwrap_or_default();
+        return format!("{scheme}://{user}@{host}{path}");
+    }
+    format!("{scheme}://{host}{path}")
+}
+
+/// The user name and password in `url`'s user-info (percent-decoded), if any.
+pub fn url_credentials(url: &str) -> Option<(String, String)> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    Some((percent_decode(user), percent_decode(password)))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether a path names a manifest file the reconciler reads.
@@ -183,6 +258,16 @@ pub enum SourceError {
     /// The blocking task panicked or was cancelled.
     #[error("source task failed: {0}")]
     Join(String),
+    /// A pattern of `.kflexignore` or `--exclude` is malformed.
+    #[error("{origin}: invalid pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        origin: &'static str,
+        pattern: String,
+        reason: String,
+    },
+    /// A poll took longer than `--fetch-timeout`.
+    #[error("fetching {url} timed out after {after:?} (--fetch-timeout)")]
+    Timeout { url: String, after: Duration },
 }
 
 impl SourceError {
@@ -217,7 +302,13 @@ impl SourceError {
             Self::Git { .. } => "git",
             Self::CleartextCredentials { .. } => "cleartext_credentials",
             Self::Join(_) => "join",
+            Self::Timeout { .. } => "timeout",
+            Self::InvalidPattern { .. } => "invalid_pattern",
         }
+    }
+
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
     }
 }
 
@@ -303,6 +394,29 @@ pub(crate) fn check_relative(path: &str) -> Result<(), ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_stay_in_shown_urls() {
+        assert_eq!(
+            redact_url("https://user:s3cret@git.example/r.git"),
+            "https://git.example/r.git"
+        );
+        assert_eq!(
+            redact_url("https://tok3n@git.example/r.git"),
+            "https://git.example/r.git"
+        );
+        assert_eq!(
+            redact_url("ssh://git:pw@h:22/r.git"),
+            "ssh://git@h:22/r.git"
+        );
+        assert_eq!(redact_url("git@h:r.git"), "git@h:r.git");
+        assert_eq!(redact_url("file:///tmp/a@b/r"), "file:///tmp/a@b/r");
+        assert_eq!(
+            url_credentials("https://u%40x:p%3A1@h/r"),
+            Some(("u@x".to_owned(), "p:1".to_owned()))
+        );
+        assert_eq!(url_credentials("https://h/r"), None);
+    }
 
     #[test]
     fn subdir_normalisation() {

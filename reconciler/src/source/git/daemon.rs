@@ -30,7 +30,12 @@ impl Read for QuickAckStream {
     }
 }
 
-pub fn connect(url: &gix::Url) -> std::io::Result<Connection<QuickAckStream, TcpStream>> {
+/// A connection whose reads and writes give up after `timeout` of silence,
+/// so a stalled server cannot hold a fetch for ever.
+pub fn connect(
+    url: &gix::Url,
+    timeout: Duration,
+) -> std::io::Result<Connection<QuickAckStream, TcpStream>> {
     let host = url.host().ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -60,6 +65,8 @@ pub fn connect(url: &gix::Url) -> std::io::Result<Connection<QuickAckStream, Tcp
         }
     };
     stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
     let write = stream.try_clone()?;
     Ok(Connection::new(
         QuickAckStream(stream),
