@@ -179,28 +179,10 @@ pub fn go_duration(d: Duration) -> String {
 }
 
 /// A kube error as one line: the API status' code, reason and message
-/// (kube's own `Display` embeds a `Debug` dump of the response).
+/// (kube's own `Display` embeds a `Debug` dump of the response). The
+/// operator's formatter, so both binaries say it alike.
 pub fn kube_error(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => {
-            let reason = if s.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", s.reason)
-            };
-            format!("API error {}{reason}: {}", s.code, s.message)
-        }
-        other => {
-            // The deepest cause reads best ("connection refused").
-            let mut msg = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(s) = src {
-                msg = s.to_string();
-                src = s.source();
-            }
-            msg
-        }
-    }
+    kubeflex_operator::telemetry::one_line(e)
 }
 
 /// Left-aligned columns separated by three spaces (kubectl's look).

@@ -399,6 +399,34 @@ async fn init_installs_from_embedded_manifests_and_is_idempotent() {
         again.contains("already installed") && again.contains("nothing changed"),
         "{again}"
     );
+    // With the operator: its Deployment carries --image and the flags, and
+    // init waits until testenv's simulated pod makes it Available.
+    let out = ok(&env
+        .kflex(
+            &[&kc],
+            &[
+                "init",
+                "--image",
+                "example.com/kflex/op:1",
+                "--external-address",
+                "10.1.2.3",
+                "--timeout",
+                "90s",
+            ],
+        )
+        .await);
+    assert!(out.contains("KubeFlex installed"), "{out}");
+    let d = ok(&env
+        .kubectl(
+            &[&kc],
+            &["-n", "kubeflex-system", "get", "deployment", "kubeflex-controller-manager", "-o",
+              "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].args}"],
+        )
+        .await);
+    assert!(
+        d.starts_with("example.com/kflex/op:1 ") && d.contains("--external-address=10.1.2.3"),
+        "{d}"
+    );
     // The hosting context now serves the API: `kflex ctx` stays.
     let out = ok(&env.kflex(&[&kc], &["ctx"]).await);
     assert!(
@@ -430,6 +458,7 @@ async fn offline_commands() {
     let c = ok(&env.kflex(&[&kc], &["completion", "bash"]).await);
     assert!(c.contains("kflex") && c.contains("create"));
     let help = ok(&env.kflex(&[&kc], &["--help"]).await);
+    snapshot("help.txt", &help);
     assert!(
         help.contains("Exit codes:") && help.contains("2  usage error"),
         "{help}"

@@ -466,6 +466,8 @@ impl Kubeconfig {
 
 #[cfg(test)]
 mod tests {
+    const SAMPLE_TWO_CLUSTERS: &str = "clusters:\n- name: a\n  cluster: {server: https://a}\n- name: b\n  cluster: {server: https://b}\ncontexts: []\nusers: []\n";
+
     use super::*;
     use crate::pki::{ClientIdentity, ControlPlanePki, ServingNames};
 
@@ -537,6 +539,39 @@ mod tests {
             external_url("cp1", &cfg, Some("cp1-cp1-system.apps.x")),
             "https://cp1-cp1-system.apps.x"
         );
+    }
+
+    #[test]
+    fn external_address_names_the_ip_and_keeps_the_host_as_tls_server_name() {
+        let cfg = OperatorConfig {
+            external_address: Some("10.0.0.5".into()),
+            external_port: 31443,
+            ..OperatorConfig::default()
+        };
+        assert_eq!(external_url("cp1", &cfg, None), "https://10.0.0.5:31443");
+        let sni = cfg.external_tls_server_name("cp1", None);
+        assert_eq!(sni.as_deref(), Some("cp1.localtest.me"));
+        let kc = with_tls_server_name(parse(SAMPLE_TWO_CLUSTERS, "x").unwrap(), sni);
+        assert!(
+            kc.clusters
+                .iter()
+                .all(|c| c.cluster.other["tls-server-name"] == "cp1.localtest.me")
+        );
+        // Routes keep their own host; IPv6 addresses are bracketed.
+        assert_eq!(external_url("cp1", &cfg, Some("r.apps")), "https://r.apps");
+        assert_eq!(cfg.external_tls_server_name("cp1", Some("r.apps")), None);
+        let v6 = OperatorConfig {
+            external_address: Some("fd00::5".into()),
+            ..cfg
+        };
+        assert_eq!(external_url("cp1", &v6, None), "https://[fd00::5]:31443");
+        // Without the flag: KubeFlex's URL, no tls-server-name.
+        let plain = OperatorConfig::default();
+        assert_eq!(
+            external_url("cp1", &plain, None),
+            "https://cp1.localtest.me:9443"
+        );
+        assert_eq!(plain.external_tls_server_name("cp1", None), None);
     }
 
     #[test]
