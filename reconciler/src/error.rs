@@ -75,6 +75,8 @@ impl Error {
                 "path"
             }
             Self::Source(SourceError::RefNotFound { .. }) => "ref",
+            Self::Source(SourceError::TooMuch { .. }) => "limit",
+            Self::Source(SourceError::InvalidPattern { .. }) => "config",
             Self::Source(_) => "fetch",
             Self::Object { source, .. } | Self::Api { source, .. } => {
                 if is_refusal(source) {

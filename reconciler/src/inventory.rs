@@ -212,12 +212,33 @@ impl Inventory {
         self.objects.is_empty()
     }
 
-    /// Replaces the objects of one kind (a watch's initial list).
-    pub fn replace_kind(&mut self, kind: Kind, objects: impl IntoIterator<Item = LiveObject>) {
-        self.objects.retain(|k, _| k.kind != kind);
+    /// Replaces the objects of one kind (a watch's list) and returns how
+    /// the new list differs from what was held: objects gone, and objects
+    /// new or at another resource version.
+    pub fn replace_kind(
+        &mut self,
+        kind: Kind,
+        objects: impl IntoIterator<Item = LiveObject>,
+    ) -> Vec<crate::watch::ObjectEvent> {
+        use crate::watch::ObjectEvent;
+        let mut old: BTreeMap<ObjectKey, Option<String>> = BTreeMap::new();
+        self.objects.retain(|k, o| {
+            if k.kind == kind {
+                old.insert(k.clone(), o.resource_version.clone());
+                false
+            } else {
+                true
+            }
+        });
+        let mut events = Vec::new();
         for obj in objects {
+            if old.remove(&obj.key) != Some(obj.resource_version.clone()) {
+                events.push(ObjectEvent::Changed(obj.key.clone()));
+            }
             self.upsert(obj);
         }
+        events.extend(old.into_keys().map(ObjectEvent::Deleted));
+        events
     }
 }
 
@@ -283,6 +304,35 @@ pub(crate) mod tests {
         // Relabelled by someone else: forgotten, so never pruned.
         inv.upsert(mk_live("a", "other", "a.yaml"));
         assert!(inv.is_empty());
+    }
+
+    #[test]
+    fn a_relist_reports_what_changed_during_the_gap() {
+        use crate::watch::ObjectEvent;
+        let mut inv = Inventory::new("default");
+        let first = [
+            mk_live("same", "default", "s.yaml"),
+            mk_live("edited", "default", "e.yaml"),
+            mk_live("deleted", "default", "d.yaml"),
+        ];
+        inv.replace_kind(Kind::ControlPlane, first);
+        let mut edited = mk_live("edited", "default", "e.yaml");
+        edited.resource_version = Some("9".to_owned());
+        let events = inv.replace_kind(
+            Kind::ControlPlane,
+            [mk_live("same", "default", "s.yaml"), edited],
+        );
+        let key = |n: &str| ObjectKey {
+            kind: Kind::ControlPlane,
+            name: n.to_owned(),
+        };
+        assert_eq!(
+            events,
+            [
+                ObjectEvent::Changed(key("edited")),
+                ObjectEvent::Deleted(key("deleted"))
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-pub use kubeflex_operator::leader::{Lease, shutdown_signal};
+pub use kubeflex_operator::leader::{Lease, LeaseHandle, shutdown_signal};
 
 use crate::names::CONTROLLER;
 
@@ -20,6 +20,16 @@ pub fn lease_name(source: &str) -> String {
 /// Waits until this process holds the lease `name` in `namespace`.
 pub async fn acquire(client: kube::Client, namespace: &str, name: &str, identity: &str) -> Lease {
     kubeflex_operator::leader::acquire(client, namespace, name, identity, RETRY).await
+}
+
+/// Before a prune, the lease must hold for this much longer: a prune pass
+/// deletes in well under it.
+pub const PRUNE_MARGIN: Duration = Duration::from_secs(3);
+
+impl crate::reconcile::LeaseCheck for LeaseHandle {
+    fn confirm(&self) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(LeaseHandle::confirm(self, PRUNE_MARGIN))
+    }
 }
 
 #[cfg(test)]

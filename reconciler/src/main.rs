@@ -20,8 +20,8 @@ use kubeflex_reconciler::reconcile::{Reconciler, Settings};
 use kubeflex_reconciler::source::{
     DirSource, GitAuth, GitSource, GitSourceConfig, Source, normalize_subdir, read_secret,
 };
-use kubeflex_reconciler::validate::{Kind, is_dns1123_label};
-use kubeflex_reconciler::webhook::Secret;
+use kubeflex_reconciler::validate::{Kind, Limits, is_dns1123_label};
+use kubeflex_reconciler::webhook::{Secret, Secrets, Webhook};
 use kubeflex_reconciler::{leader, metrics, watch, webhook};
 use tokio::sync::{Notify, mpsc};
 
@@ -68,6 +68,16 @@ struct Args {
     /// `.kflexignore`); repeatable.
     #[arg(long = "exclude", value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Compare every managed object with Git this often, even without
+    /// commits or events.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    drift_interval: Duration,
+    /// Most manifest files one pass reads; more is refused.
+    #[arg(long, default_value_t = 100_000)]
+    max_files: usize,
+    /// Most bytes one pass reads over all files; more is refused.
+    #[arg(long, default_value_t = 512 * 1024 * 1024)]
+    max_bytes: u64,
     /// Deadline of one Git fetch, e.g. 60s.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     fetch_timeout: Duration,
@@ -75,11 +85,18 @@ struct Args {
     #[arg(long, default_value = "default")]
     name: String,
     /// Serve the push webhook here, e.g. 0.0.0.0:9443.
-    #[arg(long, requires = "webhook_secret_file")]
+    #[arg(long)]
     webhook_addr: Option<SocketAddr>,
-    /// File holding the webhook secret (GitHub HMAC key / GitLab token).
+    /// File holding the webhook secret (GitHub HMAC key / GitLab token):
+    /// the default of both forges' secrets.
     #[arg(long)]
     webhook_secret_file: Option<PathBuf>,
+    /// File holding GitHub's HMAC key (default: --webhook-secret-file).
+    #[arg(long)]
+    github_webhook_secret_file: Option<PathBuf>,
+    /// File holding GitLab's token (default: --webhook-secret-file).
+    #[arg(long)]
+    gitlab_webhook_secret_file: Option<PathBuf>,
     /// Serve /metrics, /healthz and /readyz here.
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
@@ -279,8 +296,15 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             allow_empty: args.allow_empty,
         },
         interval: args.interval,
+        drift_interval: args.drift_interval,
+        limits: Limits {
+            max_files: args.max_files,
+            max_total_bytes: args.max_bytes,
+            ..Limits::default()
+        },
     };
-    let mut reconciler = Reconciler::new(settings, source, cluster, inventory, metrics.clone());
+    let mut reconciler = Reconciler::new(settings, source, cluster, inventory, metrics.clone())
+        .with_lease(Arc::new(lease.handle()));
     reconciler.init_status().await;
 
     if args.once {
@@ -308,16 +332,39 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let trigger = Arc::new(Notify::new());
     if let Some(addr) = args.webhook_addr {
-        let Some(file) = &args.webhook_secret_file else {
-            bail!("--webhook-addr needs --webhook-secret-file");
+        let secret = |specific: &Option<PathBuf>, flag: &str| -> anyhow::Result<Secret> {
+            let Some(file) = specific.as_ref().or(args.webhook_secret_file.as_ref()) else {
+                bail!("--webhook-addr needs --webhook-secret-file (or {flag})");
+            };
+            let text = read_secret(Some(file), None)?;
+            Secret::non_empty(text).with_context(|| {
+                format!(
+                    "{} is empty: an empty webhook secret would accept forged calls",
+                    file.display()
+                )
+            })
         };
-        let secret = Secret::new(read_secret(Some(file), None)?);
+        let secrets = Secrets {
+            github: secret(
+                &args.github_webhook_secret_file,
+                "--github-webhook-secret-file",
+            )?,
+            gitlab: secret(
+                &args.gitlab_webhook_secret_file,
+                "--gitlab-webhook-secret-file",
+            )?,
+        };
         let listener = endpoints::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
-        let (t, m) = (trigger.clone(), metrics.clone());
+        let hook = Arc::new(Webhook::new(
+            secrets,
+            args.reference.clone(),
+            trigger.clone(),
+            metrics.clone(),
+        ));
         tokio::spawn(endpoints::serve(listener, move |req, peer| {
-            webhook::handle(req, peer, secret.clone(), t.clone(), m.clone())
+            webhook::handle(req, peer, hook.clone())
         }));
         tracing::info!(%addr, "webhook receiver listening");
     }

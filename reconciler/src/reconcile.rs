@@ -28,7 +28,7 @@ use crate::plan::{self, BlockReason, DesiredObject, PruneOptions, Scope, SkipRea
 use crate::source::{ChangeKind, Changes, Source, poll_blocking, redact_url};
 use crate::status::{StatusWriter, Verdict, file_errors, now, record_conditions};
 use crate::validate::{
-    ClusterView, Definition, Kind, ObjectKey, Options, Problem, Report, Selection, validate,
+    ClusterView, Definition, Kind, Limits, ObjectKey, Options, Problem, Report, Selection, validate,
 };
 use crate::watch::{ObjectEvent, control_plane_types, lock};
 
@@ -49,6 +49,31 @@ pub struct Settings {
     pub path: String,
     pub prune: PruneOptions,
     pub interval: Duration,
+    /// `--drift-interval`: how often every managed object is compared with
+    /// Git even when nothing reported a change.
+    pub drift_interval: Duration,
+    /// Caps on what one pass reads (`--max-files`, `--max-bytes`) and on
+    /// single files.
+    pub limits: Limits,
+}
+
+/// `--drift-interval`'s default.
+pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(600);
+
+impl Settings {
+    /// Settings with defaults for everything but the source's identity.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            reference: None,
+            path: String::new(),
+            prune: PruneOptions::default(),
+            interval: Duration::from_secs(60),
+            drift_interval: DEFAULT_DRIFT_INTERVAL,
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// What a source yielded and validation made of it.
@@ -70,6 +95,7 @@ pub async fn read(
     desired: &BTreeMap<ObjectKey, DesiredObject>,
     cluster: ClusterView,
     managed_files: BTreeSet<String>,
+    limits: Limits,
 ) -> Result<Option<Read>, Error> {
     let started = Instant::now();
     let update = poll_blocking(source, last_applied.clone()).await?;
@@ -90,6 +116,7 @@ pub async fn read(
     let mut options = Options {
         cluster,
         managed_files,
+        limits,
         ..Options::default()
     };
     let selection: Option<Vec<String>> = match (&update.changes, &changed) {
@@ -358,6 +385,7 @@ impl Reconciler {
             &self.desired,
             view,
             managed_files,
+            self.settings.limits.clone(),
         )
         .await?
         else {
@@ -792,9 +820,36 @@ impl Reconciler {
         Ok(written.writes > 0)
     }
 
+    /// Compares every object Git defines with the cluster and corrects
+    /// what drifted (also objects deleted or edited during a watch gap).
+    /// Returns the objects whose correction failed.
+    pub async fn drift_sweep(&mut self) -> BTreeSet<ObjectKey> {
+        let keys: Vec<ObjectKey> = self.desired.keys().cloned().collect();
+        self.correct_all(keys).await
+    }
+
+    /// Corrects each of `keys`; returns those whose correction failed.
+    async fn correct_all(&mut self, keys: Vec<ObjectKey>) -> BTreeSet<ObjectKey> {
+        let mut failed = BTreeSet::new();
+        for key in keys {
+            let present = lock(&self.inventory).get(&key).is_some();
+            let event = if present {
+                ObjectEvent::Changed(key.clone())
+            } else {
+                ObjectEvent::Deleted(key.clone())
+            };
+            if let Err(e) = self.correct_drift(event).await {
+                tracing::warn!(%key, error = %e, "correcting drift failed; retrying with backoff");
+                failed.insert(key);
+            }
+        }
+        failed
+    }
+
     /// Runs passes until `stop` resolves: every `interval`, on a webhook or
     /// file trigger, with backoff after failures; drift events are handled
-    /// between passes.
+    /// between passes, failed corrections retried with backoff, and every
+    /// object compared every `drift_interval`.
     pub async fn run(
         mut self,
         trigger: Arc<Notify>,
@@ -802,6 +857,10 @@ impl Reconciler {
         mut drift: mpsc::UnboundedReceiver<ObjectEvent>,
     ) {
         let mut backoff = BACKOFF.0;
+        let mut retry: BTreeSet<ObjectKey> = BTreeSet::new();
+        let mut retry_backoff = BACKOFF.0;
+        let mut retry_at = None;
+        let mut sweep_at = tokio::time::Instant::now() + self.settings.drift_interval;
         loop {
             let delay = match self.pass().await {
                 Ok(outcome) if outcome.apply_failed == 0 => {
@@ -817,14 +876,41 @@ impl Reconciler {
             };
             let deadline = tokio::time::Instant::now() + delay;
             loop {
-                tokio::select! {
+                let failed = tokio::select! {
                     () = tokio::time::sleep_until(deadline) => break,
                     () = trigger.notified() => break,
                     Some(()) = recv(&mut files) => break,
                     Some(event) = drift.recv() => {
-                        if let Err(e) = self.correct_drift(event).await {
-                            tracing::warn!(error = %e, "correcting drift failed; the next pass retries");
+                        let key = match &event {
+                            ObjectEvent::Changed(k) | ObjectEvent::Deleted(k) => k.clone(),
+                        };
+                        match self.correct_drift(event).await {
+                            Ok(_) => BTreeSet::new(),
+                            Err(e) => {
+                                tracing::warn!(%key, error = %e, "correcting drift failed; retrying with backoff");
+                                BTreeSet::from([key])
+                            }
                         }
+                    }
+                    () = sleep_until_some(retry_at) => {
+                        retry_at = None;
+                        let keys = std::mem::take(&mut retry).into_iter().collect();
+                        let failed = self.correct_all(keys).await;
+                        if failed.is_empty() {
+                            retry_backoff = BACKOFF.0;
+                        }
+                        failed
+                    }
+                    () = tokio::time::sleep_until(sweep_at) => {
+                        sweep_at = tokio::time::Instant::now() + self.settings.drift_interval;
+                        self.drift_sweep().await
+                    }
+                };
+                if !failed.is_empty() {
+                    retry.extend(failed);
+                    if retry_at.is_none() {
+                        retry_at =
+                            Some(tokio::time::Instant::now() + next_backoff(&mut retry_backoff));
                     }
                 }
             }
@@ -856,6 +942,13 @@ impl Reconciler {
             tracing::warn!("invalid file: {problem}");
         }
         self.logged_problems = current;
+    }
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -891,6 +984,7 @@ mod tests {
             &BTreeMap::new(),
             ClusterView::default(),
             BTreeSet::new(),
+            Limits::default(),
         )
         .await
         .err()
@@ -912,6 +1006,7 @@ mod tests {
             &BTreeMap::new(),
             ClusterView::default(),
             BTreeSet::new(),
+            Limits::default(),
         )
         .await
         .err()

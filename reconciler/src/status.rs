@@ -135,6 +135,7 @@ pub fn record_conditions(
             // cannot be reached says so under its own reason.
             let reason = match e {
                 Error::Source(s) if s.is_timeout() => "FetchTimeout",
+                Error::Source(crate::source::SourceError::TooMuch { .. }) => "SourceTooLarge",
                 Error::Source(_) => "FetchFailed",
                 Error::Object { .. } | Error::Api { .. } => "ApiFailed",
                 _ => "PassFailed",

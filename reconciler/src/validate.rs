@@ -52,6 +52,10 @@ pub const SUPPORTED_TYPES: [ControlPlaneType; 5] = [
 pub struct Limits {
     /// Larger files are refused without being read whole.
     pub max_file_bytes: u64,
+    /// Most manifest files one pass reads (`--max-files`).
+    pub max_files: usize,
+    /// Most bytes one pass reads over all files (`--max-bytes`).
+    pub max_total_bytes: u64,
     /// Nesting, alias expansion, document and node counts.
     pub parse: ParseLimits,
 }
@@ -60,6 +64,10 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_file_bytes: MAX_FILE_BYTES,
+            // Ten times the 10,000 specs the benchmarks hold; a spec file
+            // is a few hundred bytes.
+            max_files: 100_000,
+            max_total_bytes: 512 * 1024 * 1024,
             parse: ParseLimits::default(),
         }
     }
@@ -174,8 +182,26 @@ pub fn validate(
         }
         Selection::Paths(paths) => paths.iter().filter(|p| is_manifest(p)).cloned().collect(),
     };
+    if paths.len() > options.limits.max_files {
+        return Err(SourceError::TooMuch {
+            what: "files",
+            found: paths.len() as u64,
+            limit: options.limits.max_files as u64,
+            flag: "--max-files",
+        });
+    }
+    let mut total: u64 = 0;
     for path in paths {
         let mut outcome = check_file(snapshot, &path, options, schemas);
+        total = total.saturating_add(outcome.bytes);
+        if total > options.limits.max_total_bytes {
+            return Err(SourceError::TooMuch {
+                what: "bytes",
+                found: total,
+                limit: options.limits.max_total_bytes,
+                flag: "--max-bytes",
+            });
+        }
         if options.managed_files.contains(&path) && outcome.keys.is_empty() {
             for p in &mut outcome.problems {
                 if p.kind == ProblemKind::OtherKind {
@@ -201,6 +227,8 @@ struct FileOutcome {
     candidates: Vec<Candidate>,
     /// Every object the file names, valid or not (for duplicate detection).
     keys: Vec<(ObjectKey, Pos)>,
+    /// Bytes read.
+    bytes: u64,
 }
 
 impl FileOutcome {
@@ -323,7 +351,10 @@ fn check_file(
         message,
     };
     let bytes = match snapshot.read(path, options.limits.max_file_bytes) {
-        Ok(bytes) => bytes,
+        Ok(bytes) => {
+            outcome.bytes = bytes.len() as u64;
+            bytes
+        }
         Err(e) => {
             outcome.problems.push(read_problem(path, &e));
             return outcome;

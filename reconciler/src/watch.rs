@@ -70,7 +70,14 @@ pub async fn watch_inventory(
             Ok(Event::Init) => initial.clear(),
             Ok(Event::InitApply(obj)) => initial.extend(LiveObject::from_dynamic(kind, &obj)),
             Ok(Event::InitDone) => {
-                lock(&inventory).replace_kind(kind, std::mem::take(&mut initial));
+                let changed = lock(&inventory).replace_kind(kind, std::mem::take(&mut initial));
+                // A re-list after a gap: what changed meanwhile came with no
+                // event; report it so that drift is corrected.
+                if *synced.borrow() {
+                    for event in changed {
+                        let _ = events.send(event);
+                    }
+                }
                 synced.send_replace(true);
             }
             Ok(Event::Apply(obj)) => {

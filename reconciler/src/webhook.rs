@@ -58,9 +58,50 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The secrets of both forges: GitHub's HMAC key and GitLab's token may
+/// differ (`--github-webhook-secret-file`, `--gitlab-webhook-secret-file`;
+/// `--webhook-secret-file` is the default of both).
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    pub github: Secret,
+    pub gitlab: Secret,
+}
+
+impl Secret {
+    /// `None` for an empty secret, which would accept forged calls.
+    pub fn non_empty(secret: impl AsRef<[u8]>) -> Option<Self> {
+        let secret = secret.as_ref();
+        (!secret.is_empty()).then(|| Self::new(secret))
+    }
+}
+
 /// Checks a call's headers against the secret.
 pub fn verify(headers: &HeaderMap, body: &[u8], secret: &Secret) -> Result<Provider, Refusal> {
+    let both = Secrets {
+        github: secret.clone(),
+        gitlab: secret.clone(),
+    };
+    verify_with(headers, body, &both)
+}
+
+/// What the headers alone decide: a GitLab call is verified (its token is
+/// a header), a call with neither header refused, a GitHub call needs its
+/// body. So no unauthenticated caller makes the receiver buffer a body.
+pub fn verify_headers(headers: &HeaderMap, secrets: &Secrets) -> Result<Option<Provider>, Refusal> {
+    if headers.contains_key("x-hub-signature-256") {
+        return Ok(None);
+    }
+    verify_with(headers, &[], secrets).map(Some)
+}
+
+/// Checks a call's headers (and body, for GitHub) against the secrets.
+pub fn verify_with(
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &Secrets,
+) -> Result<Provider, Refusal> {
     if let Some(signature) = headers.get("x-hub-signature-256") {
+        let secret = &secrets.github;
         let hex = signature
             .to_str()
             .ok()
@@ -73,6 +114,7 @@ pub fn verify(headers: &HeaderMap, body: &[u8], secret: &Secret) -> Result<Provi
             .map_err(|_| Refusal::BadSignature);
     }
     if let Some(token) = headers.get("x-gitlab-token") {
+        let secret = &secrets.gitlab;
         // Compare digests so that neither the length nor a prefix of the
         // secret leaks through timing.
         let offered = digest::digest(&digest::SHA256, token.as_bytes());
@@ -102,41 +144,135 @@ pub fn github_signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// Calls handled at once; more are refused with 503 (forges retry).
+const MAX_IN_FLIGHT: usize = 16;
+/// Time allowed to send the body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Delivery ids remembered to drop redeliveries.
+const SEEN_DELIVERIES: usize = 1024;
+
+/// The receiver's state: secrets, the ref followed, recent deliveries.
+pub struct Webhook {
+    pub secrets: Secrets,
+    /// `--ref` (`None`: the remote's default branch).
+    pub reference: Option<String>,
+    pub trigger: Arc<Notify>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    in_flight: tokio::sync::Semaphore,
+    seen: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+impl Webhook {
+    pub fn new(
+        secrets: Secrets,
+        reference: Option<String>,
+        trigger: Arc<Notify>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        Self {
+            secrets,
+            reference,
+            trigger,
+            metrics,
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            seen: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    /// Whether a push to `pushed` (a full ref) concerns the followed ref;
+    /// `default` is the repository's default branch when the payload names it.
+    pub fn follows(&self, pushed: &str, default: Option<&str>) -> bool {
+        let branch = pushed
+            .strip_prefix("refs/heads/")
+            .or_else(|| pushed.strip_prefix("refs/tags/"));
+        match (&self.reference, default) {
+            (Some(r), _) => pushed == r || branch == Some(r.as_str()),
+            (None, Some(default)) => branch == Some(default),
+            // Unknown default branch: fetch, the fetch decides.
+            (None, None) => true,
+        }
+    }
+
+    /// Records a delivery id; false when it was seen before.
+    fn first_delivery(&self, id: &str) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.iter().any(|s| s == id) {
+            return false;
+        }
+        if seen.len() >= SEEN_DELIVERIES {
+            seen.pop_front();
+        }
+        seen.push_back(id.to_owned());
+        true
+    }
+}
+
 /// Handles one webhook call: 202 and a trigger when verified.
 pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
-    secret: Secret,
-    trigger: Arc<Notify>,
-    metrics: Arc<crate::metrics::Metrics>,
+    hook: Arc<Webhook>,
 ) -> Response<Body> {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
     }
-    let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n"),
+    let Ok(_permit) = hook.in_flight.try_acquire() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "busy; retry later\n");
     };
-    match verify(&parts.headers, &body, &secret) {
-        Ok(provider) => {
-            let event = parts
-                .headers
-                .get("x-github-event")
-                .or_else(|| parts.headers.get("x-gitlab-event"))
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info!(%peer, ?provider, event, "webhook accepted; fetching now");
-            metrics.webhook("accepted");
-            trigger.notify_one();
-            text(StatusCode::ACCEPTED, "fetch triggered\n")
-        }
-        Err(refusal) => {
-            tracing::warn!(%peer, reason = %refusal, "webhook refused");
-            metrics.webhook("refused");
-            text(StatusCode::UNAUTHORIZED, format!("{refusal}\n"))
+    let (parts, body) = req.into_parts();
+    let refuse = |refusal: Refusal| {
+        tracing::warn!(%peer, reason = %refusal, "webhook refused");
+        hook.metrics.webhook("refused");
+        text(StatusCode::UNAUTHORIZED, format!("{refusal}\n"))
+    };
+    // Headers first: nothing unauthenticated is buffered.
+    let early = match verify_headers(&parts.headers, &hook.secrets) {
+        Ok(early) => early,
+        Err(refusal) => return refuse(refusal),
+    };
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect());
+    let body = match read.await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(_)) => return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n"),
+        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "body not sent in time\n"),
+    };
+    let provider = match early {
+        Some(provider) => provider,
+        None => match verify_with(&parts.headers, &body, &hook.secrets) {
+            Ok(provider) => provider,
+            Err(refusal) => return refuse(refusal),
+        },
+    };
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let event = header("x-github-event")
+        .or_else(|| header("x-gitlab-event"))
+        .unwrap_or("");
+    if let Some(id) = header("x-github-delivery").or_else(|| header("x-gitlab-event-uuid"))
+        && !hook.first_delivery(id)
+    {
+        tracing::info!(%peer, delivery = id, "webhook redelivered; already handled");
+        hook.metrics.webhook("duplicate");
+        return text(StatusCode::OK, "duplicate delivery\n");
+    }
+    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if let Some(pushed) = payload.get("ref").and_then(|r| r.as_str()) {
+        let default = payload
+            .pointer("/repository/default_branch")
+            .or_else(|| payload.pointer("/project/default_branch"))
+            .and_then(|d| d.as_str());
+        if !hook.follows(pushed, default) {
+            tracing::info!(%peer, pushed, "webhook for another ref; no pass");
+            hook.metrics.webhook("ignored");
+            return text(
+                StatusCode::ACCEPTED,
+                "push to a ref not followed; ignored\n",
+            );
         }
     }
+    tracing::info!(%peer, ?provider, event, "webhook accepted; fetching now");
+    hook.metrics.webhook("accepted");
+    hook.trigger.notify_one();
+    text(StatusCode::ACCEPTED, "fetch triggered\n")
 }
 
 #[cfg(test)]
@@ -203,6 +339,56 @@ mod tests {
         assert_eq!(
             verify(&HeaderMap::new(), BODY, &secret),
             Err(Refusal::Unsigned)
+        );
+    }
+
+    #[test]
+    fn empty_secrets_are_refused_and_refs_filtered() {
+        assert!(Secret::non_empty("").is_none());
+        let s = Secret::new("x");
+        let hook = |reference: Option<&str>| {
+            Webhook::new(
+                Secrets {
+                    github: s.clone(),
+                    gitlab: s.clone(),
+                },
+                reference.map(str::to_owned),
+                Arc::new(Notify::new()),
+                Arc::new(crate::metrics::Metrics::default()),
+            )
+        };
+        let main = hook(Some("main"));
+        assert!(main.follows("refs/heads/main", None));
+        assert!(!main.follows("refs/heads/feature", Some("main")));
+        let default = hook(None);
+        assert!(default.follows("refs/heads/trunk", Some("trunk")));
+        assert!(!default.follows("refs/heads/x", Some("trunk")));
+        assert!(main.first_delivery("d1"));
+        assert!(!main.first_delivery("d1"));
+    }
+
+    #[test]
+    fn separate_secrets_per_forge_and_headers_first() {
+        let secrets = Secrets {
+            github: Secret::new("gh"),
+            gitlab: Secret::new("gl"),
+        };
+        assert_eq!(
+            verify_headers(&headers("x-gitlab-token", "gl"), &secrets),
+            Ok(Some(Provider::GitLab))
+        );
+        assert_eq!(
+            verify_headers(&headers("x-gitlab-token", "gh"), &secrets),
+            Err(Refusal::BadToken)
+        );
+        assert_eq!(
+            verify_headers(&HeaderMap::new(), &secrets),
+            Err(Refusal::Unsigned)
+        );
+        let sig = github_signature(b"gh", b"{}");
+        assert_eq!(
+            verify_with(&headers("x-hub-signature-256", &sig), b"{}", &secrets),
+            Ok(Provider::GitHub)
         );
     }
 

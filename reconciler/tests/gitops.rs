@@ -65,6 +65,7 @@ async fn harness(cluster: &Cluster, name: &str, url: &str, cache: std::path::Pat
         path: "controlplanes".to_owned(),
         prune: PruneOptions::default(),
         interval: Duration::from_secs(3600),
+        ..kubeflex_reconciler::reconcile::Settings::new(name, url)
     };
     let mut reconciler = Reconciler::new(
         settings,

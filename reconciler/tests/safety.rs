@@ -479,6 +479,7 @@ async fn lib(
         path: String::new(),
         prune: Default::default(),
         interval: Duration::from_secs(3600),
+        ..kubeflex_reconciler::reconcile::Settings::new(name, url)
     };
     let mut reconciler = kubeflex_reconciler::reconcile::Reconciler::new(
         settings,
@@ -815,4 +816,241 @@ async fn an_upgrade_adopts_what_the_previous_version_wrote() {
     assert_eq!(st.last_applied_commit.as_deref(), Some(commit.as_str()));
     assert!(st.blocked_prunes.is_empty(), "{st:?}");
     assert_eq!(st.path.as_deref(), Some(""));
+}
+
+/// Item 14: a repository over the caps is refused with a message, and
+/// nothing is applied or pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_over_the_caps_is_refused() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[
+        ("controlplanes/a.yaml", &cp("cap-a")),
+        ("controlplanes/b.yaml", &cp("cap-b")),
+    ]);
+    let (code, log) = once(&cluster, "caps", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    up.commit(
+        &[("controlplanes/c.yaml", &cp("cap-c"))],
+        &["controlplanes/b.yaml"],
+        "c replaces b",
+    );
+    let (code, log) = once(&cluster, "caps", &up, &["--max-files", "1"]);
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains("--max-files"), "{log}");
+    let (code, log) = once(&cluster, "caps", &up, &["--max-bytes", "100"]);
+    assert_ne!(code, 0, "{log}");
+    assert!(log.contains("--max-bytes"), "{log}");
+    assert!(exists(&cluster, "cap-b").await && !exists(&cluster, "cap-c").await);
+    let st = status(&cluster, "caps").await;
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "SourceTooLarge", "{ready:?}");
+    let (code, log) = once(&cluster, "caps", &up, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(!exists(&cluster, "cap-b").await && exists(&cluster, "cap-c").await);
+}
+
+/// Item 11: a correction that failed (the API server refused it) is
+/// retried, and `--drift-interval` compares everything even without
+/// commits or events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_whose_correction_failed_is_corrected_later() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        CustomResourceDefinition, ValidationRule,
+    };
+    use kube::api::{Patch, PatchParams};
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[(
+        "controlplanes/a.yaml",
+        &support::cp_with_vars("dr-a", "    x: \"1\"\n"),
+    )]);
+    let mut cmd = reconciler_command(&cluster, "drift");
+    cmd.args(["--git-url", &up.file_url(), "--interval", "1h"])
+        .args(["--drift-interval", "2s"])
+        .arg("--cache-dir")
+        .arg(up.cache());
+    let r = LoggedReconciler::spawn(cmd);
+    let has_vars = |o: &DynamicObject| o.data["spec"]["globalVars"]["x"] == "1";
+    eventually("applied", || async {
+        cluster.cp("dr-a").await.is_some_and(|o| has_vars(&o))
+    })
+    .await;
+    // A stricter CRD refuses what Git says; someone removes the variables.
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    let name = "controlplanes.tenancy.kflex.kubestellar.org";
+    let set_rule = |rule: Option<&str>| {
+        let crds = crds.clone();
+        let rule = rule.map(str::to_owned);
+        async move {
+            let mut crd = crds.get(name).await.unwrap();
+            let spec = crd.spec.versions[0]
+                .schema
+                .as_mut()
+                .unwrap()
+                .open_api_v3_schema
+                .as_mut()
+                .unwrap()
+                .properties
+                .as_mut()
+                .unwrap()
+                .get_mut("spec")
+                .unwrap();
+            spec.x_kubernetes_validations = rule.map(|rule| {
+                vec![ValidationRule {
+                    rule,
+                    message: Some("no globalVars here".to_owned()),
+                    ..Default::default()
+                }]
+            });
+            crd.metadata.managed_fields = None;
+            crds.replace(name, &PostParams::default(), &crd)
+                .await
+                .unwrap();
+        }
+    };
+    set_rule(Some("!has(self.globalVars)")).await;
+    cluster
+        .cps()
+        .patch(
+            "dr-a",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"globalVars": null}})),
+        )
+        .await
+        .unwrap();
+    eventually("the correction fails", || async {
+        r.logged("correcting drift failed")
+    })
+    .await;
+    assert!(!has_vars(&cluster.cp("dr-a").await.unwrap()));
+    // The rule goes; no commit, no event on the object: the retry or the
+    // periodic comparison puts it back.
+    set_rule(None).await;
+    eventually("corrected without a commit", || async {
+        cluster.cp("dr-a").await.is_some_and(|o| has_vars(&o))
+    })
+    .await;
+}
+
+/// Item 9: a holder that cannot renew stops within the renew deadline
+/// (10 s after its last renewal), before the 15 s lease lets a standby in;
+/// it used to go on until the lease itself ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_cannot_renew_stops_before_the_lease_expires() {
+    let mut cluster = Cluster::start_durable().await;
+    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("ls-a"))]);
+    let mut cmd = reconciler_command(&cluster, "lease");
+    cmd.env(
+        "RUST_LOG",
+        format!("{},kubeflex_operator::leader=info", support::RECONCILER_LOG),
+    )
+    .args(["--git-url", &up.file_url(), "--interval", "1s"])
+    .arg("--cache-dir")
+    .arg(up.cache());
+    let mut r = LoggedReconciler::spawn(cmd);
+    eventually("applied", || async { exists(&cluster, "ls-a").await }).await;
+    assert!(r.logged("lease acquired"), "{}", r.log());
+    cluster.stop();
+    let stopped = std::time::Instant::now();
+    while r.running() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(12),
+            "still running {:?} after the API server went away: {}",
+            stopped.elapsed(),
+            r.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(r.logged("renew deadline"), "{}", r.log());
+}
+
+/// A raw HTTP/1.1 POST; returns the whole response.
+fn post_hook(port: u16, headers: &[(&str, &str)], body: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut request = format!(
+        "POST /hook HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Item 10: an empty secret is refused at start; GitHub and GitLab have
+/// their own secrets; pushes to other refs and redeliveries trigger nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_refuses_empty_secrets_other_refs_and_redeliveries() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("wh-a"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let port = support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = reconciler_command(&cluster, "hook");
+    cmd.args(["--git-url", &up.file_url(), "--webhook-addr", &addr])
+        .arg("--webhook-secret-file")
+        .arg(&empty)
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (gh, gl) = (dir.path().join("gh"), dir.path().join("gl"));
+    std::fs::write(&gh, "github-key\n").unwrap();
+    std::fs::write(&gl, "gitlab-token\n").unwrap();
+    let mut cmd = reconciler_command(&cluster, "hook");
+    cmd.args(["--git-url", &up.file_url(), "--ref", "main"])
+        .args(["--interval", "1h", "--webhook-addr", &addr])
+        .arg("--cache-dir")
+        .arg(up.cache())
+        .arg("--github-webhook-secret-file")
+        .arg(&gh)
+        .arg("--gitlab-webhook-secret-file")
+        .arg(&gl);
+    let r = LoggedReconciler::spawn(cmd);
+    eventually("applied", || async { exists(&cluster, "wh-a").await }).await;
+    eventually("listening", || async {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    // The GitLab token is not GitHub's key.
+    let resp = post_hook(port, &[("X-Gitlab-Token", "github-key")], "{}");
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    let other = r#"{"ref":"refs/heads/feature"}"#;
+    let resp = post_hook(
+        port,
+        &[
+            ("X-Gitlab-Token", "gitlab-token"),
+            ("X-Gitlab-Event-UUID", "u1"),
+        ],
+        other,
+    );
+    assert!(resp.contains("ignored"), "{resp}");
+    let push = r#"{"ref":"refs/heads/main"}"#;
+    let sig = kubeflex_reconciler::webhook::github_signature(b"github-key", push.as_bytes());
+    let headers = [
+        ("X-Hub-Signature-256", sig.as_str()),
+        ("X-GitHub-Event", "push"),
+        ("X-GitHub-Delivery", "d-1"),
+    ];
+    let resp = post_hook(port, &headers, push);
+    assert!(
+        resp.starts_with("HTTP/1.1 202") && resp.contains("fetch triggered"),
+        "{resp}"
+    );
+    let resp = post_hook(port, &headers, push);
+    assert!(resp.contains("duplicate delivery"), "{resp}");
+    drop(r);
 }

@@ -265,6 +265,16 @@ pub enum SourceError {
         pattern: String,
         reason: String,
     },
+    /// The source holds more than one pass reads.
+    #[error(
+        "refusing the source: it has over {limit} {what} to read ({found} so far); raise {flag} if this is meant"
+    )]
+    TooMuch {
+        what: &'static str,
+        found: u64,
+        limit: u64,
+        flag: &'static str,
+    },
     /// A poll took longer than `--fetch-timeout`.
     #[error("fetching {url} timed out after {after:?} (--fetch-timeout)")]
     Timeout { url: String, after: Duration },
@@ -304,6 +314,7 @@ impl SourceError {
             Self::Join(_) => "join",
             Self::Timeout { .. } => "timeout",
             Self::InvalidPattern { .. } => "invalid_pattern",
+            Self::TooMuch { .. } => "too_much",
         }
     }
 
