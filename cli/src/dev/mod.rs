@@ -274,9 +274,12 @@ async fn spawn_reconciler(
         } else {
             Duration::from_secs(60)
         },
+        drift_interval: Duration::from_secs(600),
+        limits: kubeflex_reconciler::validate::Limits::default(),
     };
     let metrics = Arc::new(kubeflex_reconciler::metrics::Metrics::default());
-    let mut reconciler = Reconciler::new(settings, source, cluster, inventory, metrics);
+    let mut reconciler = Reconciler::new(settings, source, cluster, inventory, metrics)
+        .with_lease(Arc::new(lease.handle()));
     reconciler.init_status().await;
     let (files, dir_watcher) = if args.git_url.is_none() {
         let (tx, rx) = mpsc::channel(4);
