@@ -156,7 +156,6 @@ fn start_operator(kubeconfig: &std::path::Path, log: &std::path::Path) -> Operat
         .args(["--leader-elect", "false"])
         .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .args(["--ready-requeue-seconds", "1"])
-        .args(["--vcluster-service-cidr", "10.96.0.0/12"])
         .env_remove("KUBECONFIG")
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env("RUST_LOG", "info")

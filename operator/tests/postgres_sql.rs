@@ -225,10 +225,10 @@ fn catalog(port: u16) -> String {
 
 #[test]
 fn provisioning_sql_isolates_tenants_is_idempotent_and_teardown_drops_both() {
-    let Some(server) = start() else {
-        eprintln!("SKIPPED: no /usr/lib/postgresql/*/bin/initdb (apt-get install -y postgresql)");
-        return;
-    };
+    let server = start().expect(
+        "PostgreSQL is missing (no /usr/lib/postgresql/*/bin/initdb): \
+         apt-get install -y postgresql, or run ./test.sh",
+    );
     let cfg = config(server.port);
     let (pw_a, pw_b) = ("tenant-a-password-1", "tenant-b-password-2");
     for (name, pw) in [("tenant-a", pw_a), ("tenant-b", pw_b)] {

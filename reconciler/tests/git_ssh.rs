@@ -68,7 +68,9 @@ fn run(program: &str, args: &[&str]) -> String {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+        .unwrap_or_else(|e| {
+            panic!("{program} runs: {e} (install it: apt-get install -y openssh-server openssh-client, or run ./test.sh)")
+        });
     assert!(
         out.status.success(),
         "{program} {args:?} failed: {}",
@@ -158,7 +160,7 @@ impl Sshd {
     fn start_on(port: u16, authorized: &[&KeyPair], git_protocol_env: bool) -> Option<Self> {
         assert!(
             Path::new(SSHD).exists(),
-            "{SSHD} is missing: install openssh-server"
+            "{SSHD} is missing: apt-get install -y openssh-server (./test.sh does it)"
         );
         let dir = tempfile::tempdir().unwrap();
         let host_key = KeyPair::generate(dir.path().join("host_ed25519"), "test-host");

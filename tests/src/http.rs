@@ -4,6 +4,7 @@
 
 mod access;
 mod objects;
+mod protobuf;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

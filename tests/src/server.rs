@@ -17,9 +17,10 @@ use crate::store::Store;
 use crate::tenant::TenantRuntime;
 
 /// The Kubernetes minor `/version` reports by default. The kubectl
-/// dispatcher runs `kubectl.1.<minor>`; 1.31 is the newest build that sends
-/// JSON (not protobuf) for `kubectl create namespace|configmap|secret`.
-pub const DEFAULT_MINOR: u32 = 31;
+/// dispatcher runs `kubectl.1.<minor>`: 1.33 is the newest on these
+/// machines, and the full kubectl conformance tests pass with it (its
+/// protobuf request bodies included).
+pub const DEFAULT_MINOR: u32 = 33;
 
 /// Errors starting a testenv.
 #[derive(Debug, thiserror::Error)]

@@ -369,6 +369,7 @@ impl Inner {
             .self_signed(pod, &sans, &server_url, "my-vcluster", None)
             .await?;
         self.publish(ns, &secret, json!({"config": STANDARD.encode(kubeconfig)}))?;
+        self.record_service_cidr(ns, &name)?;
         let addr = env.addr();
         Ok((env, vec![(8443, addr)]))
     }
@@ -483,6 +484,32 @@ impl Inner {
     }
 
     /// Merges keys into a Secret of the hosting cluster (creating it).
+    /// The real syncer finds the host's Service CIDR and keeps it in
+    /// ConfigMap `vc-cidr-<name>`, which its k3s container reads.
+    fn record_service_cidr(&self, ns: &str, name: &str) -> Result<(), String> {
+        let rt = self
+            .host
+            .registry
+            .find("", "v1", "configmaps")
+            .ok_or("configmaps are not served")?;
+        let target = Target {
+            rt,
+            namespace: ns.to_string(),
+            name: None,
+            subresource: None,
+        };
+        let cm = json!({"metadata": {"name": format!("vc-cidr-{name}"), "namespace": ns},
+            "data": {"cidr": "10.96.0.0/12"}});
+        let writer = Writer {
+            manager: "testenv-tenant".into(),
+        };
+        match self.host.create(&target, cm, &Params::default(), &writer) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 409 => Ok(()),
+            Err(e) => Err(e.message),
+        }
+    }
+
     fn publish(&self, ns: &str, name: &str, data: Value) -> Result<(), String> {
         let Some(rt) = self.host.registry.find("", "v1", "secrets") else {
             return Err("secrets are not served".into());

@@ -480,6 +480,72 @@ spec:
 }
 
 #[test]
+fn containers_start_independently_of_a_blocked_sibling() {
+    let s = simulated();
+    let c = &s.cluster;
+    // As vcluster's pod: one container waits on a ConfigMap its sibling writes.
+    c.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: pair}
+spec:
+  containers:
+  - name: waits
+    image: nginx
+    env: [{name: CIDR, valueFrom: {configMapKeyRef: {name: later, key: cidr}}}]
+  - name: writer
+    image: nginx
+"#,
+        &[],
+    );
+    let state = |i: usize| {
+        json(c, &["get", "pod", "pair"])["status"]["containerStatuses"][i]["state"].clone()
+    };
+    assert!(eventually(20, || state(1)["running"].is_object()));
+    let pod = json(c, &["get", "pod", "pair"]);
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert_eq!(state(0)["waiting"]["reason"], "CreateContainerConfigError");
+    assert_eq!(
+        state(0)["waiting"]["message"],
+        "configmap \"later\" not found"
+    );
+    let ready = |pod: &Value| {
+        pod["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    };
+    assert!(!ready(&pod));
+    // The runtime got the pod without the held container.
+    {
+        let started = s.runtime.started.lock().unwrap();
+        let first = started.iter().find(|p| p.name == "pair").unwrap();
+        let names: Vec<&str> = first.pod["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["writer"]);
+    }
+    c.ok(&[
+        "create",
+        "configmap",
+        "later",
+        "--from-literal=cidr=10.96.0.0/12",
+    ]);
+    c.ok(&["wait", "--for=condition=Ready", "pod/pair", "--timeout=30s"]);
+    assert!(state(0)["running"].is_object());
+    assert!(
+        events(c, "Started")
+            .iter()
+            .any(|m| m == "Started container waits")
+    );
+}
+
+#[test]
 fn services_get_endpoints_and_claims_get_bound() {
     let s = simulated();
     let c = &s.cluster;

@@ -36,10 +36,6 @@ pub use state::Layout;
 pub const SYNC_NAME: &str = "kflex-dev";
 /// Field manager of what `kflex dev` itself applies (the CRDs).
 const FIELD_MANAGER: &str = "kflex-dev";
-/// The simulated hosting cluster's Service CIDR, given to vcluster's k3s.
-// TODO(issue 15, h15t): drop once testenv's kubelet starts containers
-// independently, so vcluster's syncer writes ConfigMap vc-cidr-vcluster.
-const SERVICE_CIDR: &str = "10.96.0.0/12";
 /// How long a clean stop may take before the rest is abandoned.
 const STOP_GRACE: Duration = Duration::from_secs(4);
 
@@ -198,14 +194,15 @@ fn spawn_operator(
     ingress_port: u16,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut config = OperatorConfig {
+    // No vcluster Service CIDR: vcluster's syncer writes it (ConfigMap
+    // vc-cidr-vcluster), as on a real cluster.
+    let config = OperatorConfig {
         // Tenant kubeconfigs name https://127.0.0.1:<ingress> with the
         // host name as TLS server name: no DNS needed.
         external_address: Some("127.0.0.1".into()),
         external_port: ingress_port,
         ..OperatorConfig::default()
     };
-    config.vcluster.service_cidr = Some(SERVICE_CIDR.into());
     let settings = OperatorSettings {
         ready_requeue: Duration::from_secs(1),
         // The operator runs outside the (simulated) cluster.

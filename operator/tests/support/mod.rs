@@ -74,14 +74,9 @@ pub struct Harness {
     )>,
 }
 
-/// The operator's configuration in tests: the vcluster Service CIDR is
-/// given, since testenv's kubelet does not start any container of a pod
-/// whose one container refers to the missing `vc-cidr-vcluster` ConfigMap
-/// (which the real syncer container writes once it runs).
+/// The operator's configuration in tests: the defaults, as shipped.
 pub fn config() -> OperatorConfig {
-    let mut c = OperatorConfig::default();
-    c.vcluster.service_cidr = Some("10.96.0.0/12".into());
-    c
+    OperatorConfig::default()
 }
 
 pub fn settings() -> Settings {

@@ -13,6 +13,7 @@ use hyper::{Request, Response};
 use serde_json::{Value, json};
 
 use super::access::{review, token_request};
+use super::protobuf;
 use super::{AppState, Body, full, header, json_response, read_body};
 use crate::api::{self, Api, Params, Target, Writer};
 use crate::auth::User;
@@ -20,6 +21,15 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::table;
 use crate::watch::{self, WatchRequest};
+
+/// A request body as JSON, whichever of JSON, YAML or protobuf it came in.
+fn body_value(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    if protobuf::is_protobuf(content_type) {
+        protobuf::decode(body)
+    } else {
+        api::parse_body(body, content_type.contains("yaml"))
+    }
+}
 
 pub(super) async fn object_request(
     state: &AppState,
@@ -40,10 +50,7 @@ pub(super) async fn object_request(
                 "the server does not allow this method on the requested resource",
             ));
         }
-        let body = api::parse_body(
-            &read_body(req.into_body()).await?,
-            content_type.contains("yaml"),
-        )?;
+        let body = body_value(&read_body(req.into_body()).await?, &content_type)?;
         return Ok(json_response(201, &review(state, user, &target, body)?));
     }
     if let Some(sub) = target.subresource.as_deref()
@@ -51,7 +58,7 @@ pub(super) async fn object_request(
     {
         return match (target.rt.plural.as_str(), sub, verb) {
             ("serviceaccounts", "token", "create") => {
-                let body = api::parse_body(&read_body(req.into_body()).await?, false)?;
+                let body = body_value(&read_body(req.into_body()).await?, &content_type)?;
                 Ok(json_response(201, &token_request(state, &target, body)?))
             }
             (
@@ -66,7 +73,7 @@ pub(super) async fn object_request(
                 ))
             }
             ("namespaces", "finalize", "update") => {
-                let body = api::parse_body(&read_body(req.into_body()).await?, false)?;
+                let body = body_value(&read_body(req.into_body()).await?, &content_type)?;
                 let t = Target {
                     subresource: None,
                     ..target
@@ -76,9 +83,6 @@ pub(super) async fn object_request(
             }
             _ => Err(ApiError::unknown_path()),
         };
-    }
-    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
-        return Err(ApiError::unsupported_media_type(&content_type));
     }
     let (code, value) = match verb {
         "get" => (200, api.get(&target)?),
@@ -99,17 +103,11 @@ pub(super) async fn object_request(
                     "the server does not allow this method on the requested resource",
                 ));
             }
-            let body = api::parse_body(
-                &read_body(req.into_body()).await?,
-                content_type.contains("yaml"),
-            )?;
+            let body = body_value(&read_body(req.into_body()).await?, &content_type)?;
             api.create(&target, body, &params, &writer)?
         }
         "update" => {
-            let body = api::parse_body(
-                &read_body(req.into_body()).await?,
-                content_type.contains("yaml"),
-            )?;
+            let body = body_value(&read_body(req.into_body()).await?, &content_type)?;
             api.update(&target, body, &params, &writer)?
         }
         "patch" => {
@@ -121,7 +119,7 @@ pub(super) async fn object_request(
             let options = if body.iter().all(u8::is_ascii_whitespace) {
                 json!({})
             } else {
-                api::parse_body(&body, false)?
+                body_value(&body, &content_type)?
             };
             api.delete(&target, &options, &params)?
         }
@@ -130,7 +128,7 @@ pub(super) async fn object_request(
             let options = if body.iter().all(u8::is_ascii_whitespace) {
                 json!({})
             } else {
-                api::parse_body(&body, false)?
+                body_value(&body, &content_type)?
             };
             api.delete_collection(&target, &options, &params)?
         }
@@ -349,7 +347,7 @@ fn scale(
     }
     let mut desired = as_scale(&current);
     if verb == "update" {
-        desired = api::parse_body(body, false)?;
+        desired = body_value(body, content_type)?;
     } else {
         let doc = api::parse_body(body, content_type.contains("yaml"))?;
         match content_type.split(';').next().unwrap_or_default().trim() {

@@ -20,6 +20,10 @@ use super::volumes::{self, ContainerError, Lookup};
 use super::{Ctx, KUBELET, NodeInfo, SCHEDULER};
 use crate::runtime::{PodSpec, Started};
 use crate::store::EventType;
+use held::{hold, report_problems, start_held, with_containers};
+
+#[path = "kubelet_held.rs"]
+mod held;
 
 /// Pod annotation making its containers exit 1 with the value as message
 /// (after `job_duration`): a Job's pod fails, other pods crash-loop.
@@ -317,6 +321,9 @@ struct Ready {
     pod_ip: Ipv4Addr,
     files: std::collections::BTreeMap<String, Vec<u8>>,
     claims: Vec<String>,
+    /// App containers that cannot start yet (an env reference to a missing
+    /// ConfigMap, a bad image): they wait while the others run.
+    held: Vec<ContainerError>,
 }
 
 enum Step {
@@ -380,7 +387,7 @@ async fn run(ctx: Arc<Ctx>, me: PodRef, wake: Arc<Notify>) {
             Step::Wait => wait(&wake, &mut attempt).await,
         }
     };
-    start(&ctx, &me, *ready, &mut reported).await;
+    start(&ctx, &me, *ready, &mut reported, &wake).await;
 }
 
 /// Scheduling, the IP, and the kubelet's checks; `Wait` while something
@@ -488,7 +495,19 @@ fn prepare(ctx: &Ctx, me: &PodRef, reported: &mut Reported) -> Step {
         return Step::Wait;
     }
     let problems = volumes::container_problems(&pod, &lookup);
-    if !problems.is_empty() {
+    // As the real kubelet, each app container starts on its own: one that
+    // cannot be configured yet waits alone. Init containers run first, so a
+    // problem there (or with every app container) holds the whole pod.
+    let app = items(&pod, "/spec/containers");
+    let held_alone = problems
+        .iter()
+        .all(|e| app.iter().any(|c| text(c, "/name") == e.container))
+        && app
+            .iter()
+            .any(|c| !problems.iter().any(|e| e.container == text(c, "/name")));
+    if !problems.is_empty() && held_alone {
+        report_problems(ctx, reported, source, &pod, &problems);
+    } else if !problems.is_empty() {
         write_status(ctx, me, |p| {
             let mut s = Snapshot::from_spec(p);
             s.host_ip = Some(host_ip);
@@ -505,23 +524,7 @@ fn prepare(ctx: &Ctx, me: &PodRef, reported: &mut Reported) -> Step {
             keep_restarts(p, &mut s);
             pod_status(p, &s, &now)
         });
-        for e in &problems {
-            let (reason, message) = match e.reason {
-                "InvalidImageName" => ("InspectFailed", e.message.clone()),
-                _ => ("Failed", format!("Error: {}", e.message)),
-            };
-            reported.once(
-                ctx,
-                source,
-                Note {
-                    obj: &pod,
-                    field_path: Some(container_path(&pod, &e.container)),
-                    warning: true,
-                    reason,
-                    message,
-                },
-            );
-        }
+        report_problems(ctx, reported, source, &pod, &problems);
         return Step::Wait;
     }
     let (files, claims) = volumes::project(&pod, &lookup);
@@ -531,6 +534,7 @@ fn prepare(ctx: &Ctx, me: &PodRef, reported: &mut Reported) -> Step {
         pod_ip,
         files,
         claims,
+        held: problems,
     }))
 }
 
@@ -557,7 +561,7 @@ enum Exit {
 }
 
 /// Starts the containers (and restarts them on crashes, with back-off).
-async fn start(ctx: &Ctx, me: &PodRef, r: Ready, reported: &mut Reported) {
+async fn start(ctx: &Ctx, me: &PodRef, r: Ready, reported: &mut Reported, wake: &Notify) {
     let source = kubelet_on(&r.node);
     let Some(pod) = me.fresh(ctx) else { return };
     // After a restart of the simulation a running pod is picked up again
@@ -575,6 +579,7 @@ async fn start(ctx: &Ctx, me: &PodRef, r: Ready, reported: &mut Reported) {
                     c.wait("PodInitializing", None);
                 }
             }
+            hold(&mut s, &r.held);
             keep_restarts(p, &mut s);
             pod_status(p, &s, &now)
         });
@@ -594,8 +599,12 @@ async fn start(ctx: &Ctx, me: &PodRef, r: Ready, reported: &mut Reported) {
         if util::deleting(&pod) {
             return;
         }
+        let is_held = |name: &str| r.held.iter().any(|e| e.container == name);
         for c in volumes::all_containers(&pod) {
             let name = text(c, "/name");
+            if is_held(name) {
+                continue;
+            }
             let path = Some(container_path(&pod, name));
             let image = text(c, "/image");
             for (reason, message) in [
@@ -625,7 +634,7 @@ async fn start(ctx: &Ctx, me: &PodRef, r: Ready, reported: &mut Reported) {
             namespace: me.namespace.clone(),
             name: me.name.clone(),
             uid: me.uid.clone(),
-            pod: (*pod).clone(),
+            pod: with_containers(&pod, |name| !is_held(name)),
             files: r.files.clone(),
             claims: r.claims.clone(),
         };
@@ -661,6 +670,7 @@ async fn start(ctx: &Ctx, me: &PodRef, r: Ready, reported: &mut Reported) {
                             c.restarts += u64::from(backoff > 0);
                         }
                     }
+                    hold(&mut s, &r.held);
                     pod_status(p, &s, &now)
                 });
                 if restart_policy == "Always" && fail.is_none() {
@@ -682,7 +692,8 @@ async fn start(ctx: &Ctx, me: &PodRef, r: Ready, reported: &mut Reported) {
         };
         let now = crate::meta::now();
         match exit {
-            Exit::Running => return,
+            Exit::Running if r.held.is_empty() => return,
+            Exit::Running => return start_held(ctx, me, &r, r.held.clone(), wake).await,
             Exit::Succeeded => {
                 write_status(ctx, me, |p| {
                     let mut s = Snapshot::from_status(p);
@@ -730,6 +741,7 @@ async fn start(ctx: &Ctx, me: &PodRef, r: Ready, reported: &mut Reported) {
                         }
                         c.back_off(&now, message.clone());
                     }
+                    hold(&mut s, &r.held);
                     pod_status(p, &s, &now)
                 });
                 for c in items(&pod, "/spec/containers") {
