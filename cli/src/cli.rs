@@ -65,6 +65,11 @@ pub enum Command {
     },
     /// Print kflex's version, the API version and the server's version.
     Version(VersionArgs),
+    /// Run everything on this machine, no cluster: a simulated hosting cluster, the operator and the reconciler watching DIR.
+    #[command(
+        after_help = "Writes DIR/.kflex/ (never committed: it holds a .gitignore of `*`): the kubeconfig (context kflex-dev for the hosting cluster, one context per Ready control plane), the state kept across restarts, and the log.\nCtrl-C or SIGTERM stops everything."
+    )]
+    Dev(DevArgs),
     /// Shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -106,6 +111,31 @@ pub enum CpType {
     Host,
     External,
     Ocm,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevArgs {
+    /// Directory of ControlPlane and PostCreateHook specs, watched for changes.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Follow this Git repository instead of watching DIR.
+    #[arg(long)]
+    pub git_url: Option<String>,
+    /// Branch, tag or commit of --git-url (default: its default branch).
+    #[arg(long = "ref", requires = "git_url")]
+    pub reference: Option<String>,
+    /// Subdirectory holding the specs (of DIR, or of the repository).
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Where the simulated cluster keeps its objects, certificates and ports (default: DIR/.kflex/state).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Address of the simulated API server (default: the saved one, else a free loopback port).
+    #[arg(long)]
+    pub addr: Option<std::net::SocketAddr>,
+    /// Port of the simulated ingress on 127.0.0.1 (default: the saved one, else a free port).
+    #[arg(long)]
+    pub ingress_port: Option<u16>,
 }
 
 #[derive(Args, Debug)]

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod dev;
 pub mod hosting;
 pub mod kubeconfig;
 pub mod output;

@@ -5,17 +5,27 @@ use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     let cli = kflex::cli::Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // `kflex dev` runs a cluster, the operator and the reconciler: threads.
+    let dev = matches!(cli.command, kflex::cli::Command::Dev(_));
+    let built = if dev {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build();
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: cannot start: {e}");
             return std::process::ExitCode::from(1);
         }
     };
-    match rt.block_on(kflex::commands::run(cli)) {
+    let result = rt.block_on(kflex::commands::run(cli));
+    // Tasks still running at a stop (watches, tenant servers) are dropped,
+    // not awaited: exit within the promised few seconds.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line: the outermost context and the root cause.

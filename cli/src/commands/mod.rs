@@ -81,6 +81,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     {
         return version::run(None, a).await;
     }
+    if let Command::Dev(a) = cli.command {
+        // Only an explicit --kubeconfig moves dev's own kubeconfig, never
+        // $KUBECONFIG (that may be the user's real one).
+        return crate::dev::run(a, cli.global.kubeconfig).await;
+    }
     let app = App::new(cli.global)?;
     match cli.command {
         Command::Init(a) => init::init(&app, a).await,
@@ -92,6 +97,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ctx(a) => ctx::run(&app, a).await,
         Command::Config { command } => config::run(&app, command).await,
         Command::Version(a) => version::run(Some(&app), &a).await,
-        Command::Completion { .. } => Ok(()),
+        Command::Completion { .. } | Command::Dev(_) => Ok(()),
     }
 }

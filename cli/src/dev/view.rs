@@ -1,0 +1,379 @@
+//! What `kflex dev` shows and keeps up to date: one row per control plane
+//! (type, synced, ready, age, last error), drawn as a live table on a
+//! terminal or as one log line per change otherwise, and the kubeconfig's
+//! contexts: one per Ready control plane, removed with it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::Api;
+use kubeflex_operator::api::{ConditionType, ControlPlane, Sync, SyncFileError};
+
+use crate::commands::controlplane::{self as cpx, ANNOTATION_PATH};
+use crate::hosting;
+use crate::kubeconfig::{self, Kubeconfig};
+use crate::output::{go_duration, table};
+
+/// The hosting context `kflex dev` writes.
+pub const HOSTING_CONTEXT: &str = "kflex-dev";
+
+/// One control plane as shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub name: String,
+    pub type_: String,
+    pub synced: String,
+    pub ready: String,
+    /// Seconds since creation (the table shows it; changes of it are no news).
+    pub age_secs: u64,
+    /// `path:line:column: message` of the spec file, else why it is not Ready.
+    pub error: String,
+}
+
+/// Rows from the control planes and the reconciler's file errors.
+pub fn rows(cps: &[ControlPlane], errors: &[SyncFileError], now_secs: i64) -> Vec<Row> {
+    let mut rows: Vec<Row> = cps
+        .iter()
+        .map(|cp| {
+            let cond = |t| {
+                cpx::condition(cp, t)
+                    .map(|c| c.0)
+                    .unwrap_or_else(|| "Unknown".into())
+            };
+            let path = cp
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_PATH));
+            let file_error = path.and_then(|p| errors.iter().find(|e| &e.path == p));
+            let error = match file_error {
+                Some(e) => e.message.clone(),
+                None => match cpx::condition(cp, ConditionType::READY) {
+                    Some((s, reason, message)) if s == "False" && reason.contains("Error") => {
+                        format!("{reason}: {message}")
+                    }
+                    _ => String::new(),
+                },
+            };
+            let age_secs = cp
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| now_secs.saturating_sub(t.0.as_second()).max(0))
+                .unsigned_abs();
+            Row {
+                name: cp.metadata.name.clone().unwrap_or_default(),
+                type_: cp.spec.type_.to_string(),
+                synced: cond(ConditionType::SYNCED),
+                ready: cond(ConditionType::READY),
+                age_secs,
+                error,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
+}
+
+/// File errors no control plane's row shows (a file that does not even
+/// name one).
+pub fn loose_errors<'a>(cps: &[ControlPlane], errors: &'a [SyncFileError]) -> Vec<&'a str> {
+    let paths: BTreeSet<&String> = cps
+        .iter()
+        .filter_map(|cp| cp.metadata.annotations.as_ref()?.get(ANNOTATION_PATH))
+        .collect();
+    errors
+        .iter()
+        .filter(|e| !paths.contains(&e.path))
+        .map(|e| e.message.as_str())
+        .collect()
+}
+
+/// The live table.
+pub fn render_table(rows: &[Row], loose: &[&str]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.type_.clone(),
+                r.synced.clone(),
+                r.ready.clone(),
+                go_duration(Duration::from_secs(r.age_secs)),
+                r.error.clone(),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "CONTROL PLANE",
+            "TYPE",
+            "SYNCED",
+            "READY",
+            "AGE",
+            "LAST ERROR",
+        ],
+        &body,
+    );
+    if rows.is_empty() {
+        out.push_str("(no control planes yet: add a ControlPlane spec to the directory)\n");
+    }
+    for e in loose {
+        out.push_str(&format!("error: {e}\n"));
+    }
+    out
+}
+
+/// One log line per change between two views (age aside).
+pub fn changes(
+    before: &[Row],
+    after: &[Row],
+    loose_before: &[&str],
+    loose_after: &[&str],
+) -> Vec<String> {
+    let old: BTreeMap<&str, &Row> = before.iter().map(|r| (r.name.as_str(), r)).collect();
+    let new: BTreeMap<&str, &Row> = after.iter().map(|r| (r.name.as_str(), r)).collect();
+    let mut lines = Vec::new();
+    for (name, r) in &new {
+        let line = format!(
+            "controlplane {name} type={} synced={} ready={}",
+            r.type_, r.synced, r.ready
+        );
+        match old.get(name) {
+            None => lines.push(format!("{line} (new)")),
+            Some(o) => {
+                if (&o.synced, &o.ready, &o.type_) != (&r.synced, &r.ready, &r.type_) {
+                    lines.push(line);
+                }
+            }
+        }
+        if !r.error.is_empty() && old.get(name).is_none_or(|o| o.error != r.error) {
+            lines.push(format!("controlplane {name} error: {}", r.error));
+        }
+    }
+    for name in old.keys().filter(|n| !new.contains_key(*n)) {
+        lines.push(format!("controlplane {name} removed"));
+    }
+    for e in loose_after.iter().filter(|e| !loose_before.contains(e)) {
+        lines.push(format!("error: {e}"));
+    }
+    lines
+}
+
+/// The hint under the table.
+pub fn hint(kubeconfig: &Path, rows: &[Row]) -> String {
+    let k = kubeconfig.display();
+    match rows.iter().find(|r| r.ready == "True") {
+        Some(r) => format!(
+            "next: export KUBECONFIG={k}; kubectl get cp; kubectl --context {} get ns",
+            r.name
+        ),
+        None => format!("next: export KUBECONFIG={k}; kubectl get cp   (Ctrl-C stops everything)"),
+    }
+}
+
+/// Writes the hosting context `kflex-dev` (testenv's admin credentials) with
+/// KubeFlex's hosting extensions, keeping the file's other contexts.
+pub fn write_hosting(path: &Path, testenv_kubeconfig: &str) -> anyhow::Result<()> {
+    let src = Kubeconfig::parse(testenv_kubeconfig, Path::new("testenv kubeconfig"))?;
+    let ctx = src
+        .contexts
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("testenv's kubeconfig has no context"))?;
+    let cluster = src
+        .cluster(&ctx.context.cluster)
+        .ok_or_else(|| anyhow::anyhow!("testenv's kubeconfig has no cluster"))?;
+    let user = src
+        .user(&ctx.context.user)
+        .ok_or_else(|| anyhow::anyhow!("testenv's kubeconfig has no user"))?;
+    let mut result = Ok(());
+    kubeconfig::update_file(path, |doc| {
+        let mut c = cluster.clone();
+        c.name = HOSTING_CONTEXT.into();
+        let mut u = user.clone();
+        u.name = format!("{HOSTING_CONTEXT}-admin");
+        let mut x = ctx.clone();
+        x.name = HOSTING_CONTEXT.into();
+        x.context.cluster = HOSTING_CONTEXT.into();
+        x.context.user = format!("{HOSTING_CONTEXT}-admin");
+        x.context.extensions.clear();
+        doc.upsert_cluster(c);
+        doc.upsert_user(u);
+        doc.upsert_context(x);
+        if doc.current_context.is_empty() || doc.context(&doc.current_context).is_none() {
+            doc.current_context = HOSTING_CONTEXT.into();
+        }
+        result = hosting::set(doc, HOSTING_CONTEXT).map_err(anyhow::Error::from);
+    })?;
+    result
+}
+
+/// Keeps the kubeconfig's control-plane contexts in step with the cluster.
+pub struct Contexts {
+    path: PathBuf,
+    /// Control planes whose context is in the file.
+    have: BTreeSet<String>,
+}
+
+impl Contexts {
+    /// Reads which control-plane contexts the file already has.
+    pub fn new(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let have = if text.is_empty() {
+            BTreeSet::new()
+        } else {
+            Kubeconfig::parse(&text, path)?
+                .contexts
+                .iter()
+                .filter_map(hosting::controlplane_of)
+                .collect()
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            have,
+        })
+    }
+
+    /// Adds contexts of Ready control planes that have none, removes those
+    /// of control planes that are gone. Returns one line per change.
+    pub async fn update(&mut self, client: &kube::Client, cps: &[ControlPlane]) -> Vec<String> {
+        let mut lines = Vec::new();
+        let present: BTreeSet<String> =
+            cps.iter().filter_map(|c| c.metadata.name.clone()).collect();
+        let gone: Vec<String> = self.have.difference(&present).cloned().collect();
+        for name in gone {
+            match kubeconfig::update_file(&self.path, |doc| {
+                cpx::remove_local(doc, &name);
+            }) {
+                Ok(()) => {
+                    self.have.remove(&name);
+                    lines.push(format!(
+                        "context {name} removed from {}",
+                        self.path.display()
+                    ));
+                }
+                Err(e) => lines.push(format!("error: removing context {name}: {e}")),
+            }
+        }
+        for cp in cps {
+            let Some(name) = cp.metadata.name.clone() else {
+                continue;
+            };
+            let ready = cpx::condition(cp, ConditionType::READY).is_some_and(|c| c.0 == "True");
+            if !ready || self.have.contains(&name) {
+                continue;
+            }
+            match self.add(client, cp, &name).await {
+                Ok(()) => {
+                    self.have.insert(name.clone());
+                    lines.push(format!(
+                        "context {name} added: kubectl --context {name} get ns"
+                    ));
+                }
+                // Retried on the next round; the reason names no secret.
+                Err(e) => lines.push(format!("context {name} not written yet: {e}")),
+            }
+        }
+        lines
+    }
+
+    async fn add(
+        &self,
+        client: &kube::Client,
+        cp: &ControlPlane,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        // Merged into a scratch copy holding only the hosting context, then
+        // copied into the file under its lock.
+        let text = std::fs::read_to_string(&self.path)?;
+        let mut scratch = Kubeconfig::parse(&text, &self.path)?;
+        cpx::merge_from_server(&mut scratch, client, cp, HOSTING_CONTEXT).await?;
+        let ctx = scratch.context(name).cloned();
+        let cluster = scratch.cluster(&format!("{name}-cluster")).cloned();
+        let user = scratch.user(&format!("{name}-admin")).cloned();
+        kubeconfig::update_file(&self.path, |doc| {
+            if let Some(c) = cluster {
+                doc.upsert_cluster(c);
+            }
+            if let Some(u) = user {
+                doc.upsert_user(u);
+            }
+            if let Some(c) = ctx {
+                doc.upsert_context(c);
+            }
+        })?;
+        Ok(())
+    }
+}
+
+/// The control planes and the reconciler's file errors, read once.
+pub async fn read(
+    client: &kube::Client,
+    sync_name: &str,
+) -> Result<(Vec<ControlPlane>, Vec<SyncFileError>), kube::Error> {
+    let cps = cpx::api(client).list(&Default::default()).await?.items;
+    let errors = Api::<Sync>::all(client.clone())
+        .get_opt(sync_name)
+        .await?
+        .and_then(|s| s.status)
+        .map(|s| s.errors)
+        .unwrap_or_default();
+    Ok((cps, errors))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn row(name: &str, ready: &str, error: &str) -> Row {
+        Row {
+            name: name.into(),
+            type_: "k8s".into(),
+            synced: "True".into(),
+            ready: ready.into(),
+            age_secs: 5,
+            error: error.into(),
+        }
+    }
+
+    #[test]
+    fn changes_name_new_changed_removed_and_errors_once() {
+        let a = vec![row("cp1", "False", ""), row("gone", "True", "")];
+        let mut b = vec![
+            row("cp1", "True", ""),
+            row("cp2", "False", "x.yaml:3:1: bad"),
+        ];
+        let lines = changes(&a, &b, &[], &["y.yaml:1:1: broken"]);
+        assert_eq!(
+            lines,
+            [
+                "controlplane cp1 type=k8s synced=True ready=True",
+                "controlplane cp2 type=k8s synced=True ready=False (new)",
+                "controlplane cp2 error: x.yaml:3:1: bad",
+                "controlplane gone removed",
+                "error: y.yaml:1:1: broken",
+            ]
+        );
+        let before = b.clone();
+        b[0].age_secs = 99;
+        assert!(changes(&before, &b, &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn the_table_shows_errors_and_the_hint_names_a_ready_context() {
+        let rows = vec![row(
+            "cp1",
+            "True",
+            "controlplanes/cp1.yaml:4:3: spec.type: bad",
+        )];
+        let t = render_table(&rows, &["hooks/x.yaml:1:1: oops"]);
+        assert!(
+            t.contains("controlplanes/cp1.yaml:4:3: spec.type: bad"),
+            "{t}"
+        );
+        assert!(t.contains("error: hooks/x.yaml:1:1: oops"), "{t}");
+        assert!(hint(Path::new("/k"), &rows).contains("kubectl --context cp1 get ns"));
+    }
+}
