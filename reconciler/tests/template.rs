@@ -13,5 +13,13 @@ fn repo_template_is_valid() {
     assert!(problems.is_empty(), "{problems:#?}");
     let mut keys: Vec<String> = report.documents.iter().map(|d| d.key.to_string()).collect();
     keys.sort();
-    assert_eq!(keys, ["ControlPlane \"cp1\"", "PostCreateHook \"hello\""]);
+    assert_eq!(
+        keys,
+        [
+            "ControlPlane \"cp1\"",
+            "ControlPlane \"edge1\"",
+            "ControlPlane \"vc1\"",
+            "PostCreateHook \"hello\""
+        ]
+    );
 }
