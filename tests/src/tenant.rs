@@ -632,9 +632,7 @@ impl Inner {
         };
         let cm = json!({"metadata": {"name": format!("vc-cidr-{name}"), "namespace": ns},
             "data": {"cidr": "10.96.0.0/12"}});
-        let writer = Writer {
-            manager: "testenv-tenant".into(),
-        };
+        let writer = Writer::system("testenv-tenant");
         match self.host.create(&target, cm, &Params::default(), &writer) {
             Ok(_) => Ok(()),
             Err(e) if e.code == 409 => Ok(()),
