@@ -419,7 +419,7 @@ async fn init_installs_from_embedded_manifests_and_is_idempotent() {
     let d = ok(&env
         .kubectl(
             &[&kc],
-            &["-n", "kubeflex-system", "get", "deployment", "kubeflex-controller-manager", "-o",
+            &["-n", "kubeflex-system", "get", "deployment", "kubeflex-operator", "-o",
               "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].args}"],
         )
         .await);

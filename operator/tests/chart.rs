@@ -89,6 +89,7 @@ async fn default_values_render_the_operator_alone_hardened() {
         "ServiceAccount/kubeflex-operator",
         "ClusterRole/kubeflex-operator",
         "ClusterRoleBinding/kubeflex-operator",
+        "ClusterRole/kubeflex-vcluster",
         "Role/kubeflex-operator-leader-election",
         "RoleBinding/kubeflex-operator-leader-election",
         "Deployment/kubeflex-operator",
@@ -166,6 +167,7 @@ async fn every_optional_part_renders() {
         "--postgres-admin-user=kflex_admin",
         "--postgres-admin-secret=pg-admin",
         "--postgres-admin-secret-key=pw",
+        "--hook-extra-rules=nodes:get,list;persistentvolumes:get",
     ] {
         assert!(
             op_args.iter().any(|a| a == expected),
@@ -196,12 +198,10 @@ async fn every_optional_part_renders() {
     let webhook = get(&docs, "Service", "kubeflex-reconciler-webhook");
     assert_eq!(webhook["spec"]["ports"][0]["targetPort"], "webhook");
     get(&docs, "Service", "kubeflex-reconciler-metrics");
-    // The reconciler's lease rule names the lease of its --name.
+    // The reconciler's lease lives in kubeflex-system, where its Role is.
     let lease_role = get(&docs, "Role", "kubeflex-reconciler-leader-election");
-    assert_eq!(
-        lease_role["rules"][1]["resourceNames"],
-        json!(["kubeflex-reconciler-tenants"])
-    );
+    assert_eq!(lease_role["metadata"]["namespace"], "kubeflex-system");
+    assert_eq!(lease_role["rules"][0]["resources"], json!(["leases"]));
     // The credentials are files from the Secrets, never values in the spec.
     let volumes = &reconciler["spec"]["template"]["spec"]["volumes"];
     assert!(volumes.to_string().contains("git-credentials"));
@@ -291,9 +291,7 @@ async fn the_binaries_accept_every_rendered_flag() {
     let reconciler = reconciler_binary();
     for docs in renders {
         let docs = docs.unwrap();
-        let mut operator_args = args(get(&docs, "Deployment", "kubeflex-operator"));
-        // Not in the binary yet: see the ignored test below.
-        operator_args.retain(|a| !a.starts_with(EXTERNAL_ADDRESS));
+        let operator_args = args(get(&docs, "Deployment", "kubeflex-operator"));
         assert_flags_accepted(
             Path::new(env!("CARGO_BIN_EXE_kubeflex-operator")),
             &operator_args,
@@ -305,18 +303,13 @@ async fn the_binaries_accept_every_rendered_flag() {
     }
 }
 
-const EXTERNAL_ADDRESS: &str = "--external-address=";
-
-/// `externalAddress` renders `--external-address`: issue 13 added the
-/// operator's `external_address` setting, but not yet the flag in
-/// operator/src/main.rs. Once it is there, drop the filter above and this
-/// `ignore`.
+/// `externalAddress` renders `--external-address`, which the operator
+/// accepts.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the operator's --external-address flag comes with issue 13"]
 async fn the_operator_accepts_external_address() {
     let docs = render(everything_on()).await;
     let args = args(get(&docs, "Deployment", "kubeflex-operator"));
-    assert!(args.iter().any(|a| a.starts_with(EXTERNAL_ADDRESS)));
+    assert!(args.iter().any(|a| a == "--external-address=192.0.2.10"));
     assert_flags_accepted(Path::new(env!("CARGO_BIN_EXE_kubeflex-operator")), &args);
 }
 
@@ -417,7 +410,11 @@ async fn chart_rbac_is_config_rbac() {
         .filter(|d| RBAC_KINDS.contains(&d["kind"].as_str().unwrap()))
         .map(|d| (rbac_key(d), d))
         .collect();
-    let config = config_rbac();
+    let mut config = config_rbac();
+    // Only an operator outside the cluster reads readiness through the
+    // service proxy (config/rbac/service_proxy_role.yaml); the chart's runs
+    // inside it.
+    config.retain(|key, _| !key.contains("/kubeflex-operator-service-proxy"));
     let fix = "config/rbac changed: update charts/kubeflex/templates/*-rbac.yaml to the same rules";
     for (key, want) in &config {
         let have = chart
@@ -437,15 +434,13 @@ async fn chart_rbac_is_config_rbac() {
             "{key}: subjects differ. {fix}"
         );
     }
-    // The operator's objects of the chart all come from config/rbac. (The
-    // reconciler's are compared once config/rbac holds them.)
+    // Every RBAC object of the chart comes from config/rbac, for the
+    // operator and the reconciler alike.
     for key in chart.keys() {
-        if key.ends_with("/kubeflex-operator") || key.contains("/kubeflex-operator-") {
-            assert!(
-                config.contains_key(key),
-                "the chart's {key} is not in config/rbac"
-            );
-        }
+        assert!(
+            config.contains_key(key),
+            "the chart's {key} is not in config/rbac"
+        );
     }
 }
 
@@ -480,13 +475,8 @@ async fn config_manager_reconciler_is_the_chart_render() {
 }
 
 /// `config/manager/manager.yaml` (the operator Deployment `kflex init`
-/// installs, issue 13) should be what the chart renders with default
-/// values; today it differs (name `kubeflex-controller-manager`, image,
-/// arguments, no leader election flags, a weaker security context).
-/// Ignored until the two are brought together; run with `--ignored` to
-/// see the difference.
+/// installs) is what the chart renders with default values.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "config/manager/manager.yaml (issue 13) and the chart's operator Deployment differ"]
 async fn config_manager_operator_is_the_chart_render() {
     let docs = render(json!({})).await;
     let rendered = without_release_labels(get(&docs, "Deployment", "kubeflex-operator").clone());
@@ -495,7 +485,7 @@ async fn config_manager_operator_is_the_chart_render() {
     assert_eq!(
         file,
         rendered,
-        "{} differs from the chart's render",
+        "{} differs from the chart's render (default values)",
         path.display()
     );
 }

@@ -34,11 +34,20 @@ use support::{Harness, condition};
 const NAMESPACE: &str = "kubeflex-system";
 /// The chart's RBAC objects (operator and reconciler), rendered by Helm.
 async fn chart_rbac() -> Vec<Value> {
-    session::render(json!({"reconciler": {"enabled": true, "git": {"url": "file:///unused"}}}))
-        .await
-        .into_iter()
-        .filter(|d| session::RBAC_KINDS.contains(&d["kind"].as_str().unwrap()))
-        .collect()
+    let mut objects: Vec<Value> =
+        session::render(json!({"reconciler": {"enabled": true, "git": {"url": "file:///unused"}}}))
+            .await
+            .into_iter()
+            .filter(|d| session::RBAC_KINDS.contains(&d["kind"].as_str().unwrap()))
+            .collect();
+    // The operator runs outside the cluster here, so it reads readiness
+    // through the service proxy: the optional rights config/rbac keeps for
+    // that case (the chart, running in the cluster, leaves them out).
+    for file in ["service_proxy_role.yaml", "service_proxy_role_binding.yaml"] {
+        let path = session::root().join("config/rbac").join(file);
+        objects.extend(session::documents(&std::fs::read_to_string(&path).unwrap()));
+    }
+    objects
 }
 
 fn plural(kind: &str) -> String {

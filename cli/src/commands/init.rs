@@ -19,10 +19,11 @@ use crate::hosting;
 use crate::output::kube_error;
 
 /// Image of the operator unless `--image` says otherwise.
-pub const DEFAULT_IMAGE: &str = "ghcr.io/kubestellar/kubeflex/manager:latest";
+/// (the image of config/manager/manager.yaml, kept equal by a test).
+pub const DEFAULT_IMAGE: &str = "ghcr.io/kubestellar/kubeflex/kubeflex-operator:0.1.0";
 const FIELD_MANAGER: &str = "kflex";
 const SYSTEM_NS: &str = "kubeflex-system";
-const DEPLOYMENT: &str = "kubeflex-controller-manager";
+const DEPLOYMENT: &str = "kubeflex-operator";
 
 /// `config/` files, in apply order (kept equal to the files by a test).
 pub const CRDS: &[(&str, &str)] = &[
@@ -61,6 +62,10 @@ pub const RBAC: &[(&str, &str)] = &[
     (
         "config/rbac/leader_election_role_binding.yaml",
         include_str!("../../../config/rbac/leader_election_role_binding.yaml"),
+    ),
+    (
+        "config/rbac/vcluster_cluster_role.yaml",
+        include_str!("../../../config/rbac/vcluster_cluster_role.yaml"),
     ),
 ];
 pub const MANAGER: (&str, &str) = (
@@ -148,17 +153,28 @@ pub fn manager(a: &InitArgs) -> anyhow::Result<DynamicObject> {
     let mut d = objs
         .pop()
         .ok_or_else(|| anyhow!("{} is empty", MANAGER.0))?;
-    let mut args = vec![
-        format!("--domain={}", a.domain),
-        format!("--external-port={}", a.external_port),
-    ];
-    if let Some(addr) = &a.external_address {
-        args.push(format!("--external-address={addr}"));
-    }
     let c = d
         .data
         .pointer_mut("/spec/template/spec/containers/0")
         .ok_or_else(|| anyhow!("{}: no container", MANAGER.0))?;
+    // The file's arguments (the chart's defaults) stay; init's flags
+    // replace their own.
+    let mut args: Vec<String> = c["args"]
+        .as_array()
+        .ok_or_else(|| anyhow!("{}: no args", MANAGER.0))?
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .filter(|v| {
+            !["--domain=", "--external-port=", "--external-address="]
+                .iter()
+                .any(|f| v.starts_with(f))
+        })
+        .collect();
+    args.push(format!("--domain={}", a.domain));
+    args.push(format!("--external-port={}", a.external_port));
+    if let Some(addr) = &a.external_address {
+        args.push(format!("--external-address={addr}"));
+    }
     c["image"] = a.image.clone().into();
     c["args"] = args.into();
     Ok(d)
@@ -354,7 +370,14 @@ mod tests {
         for dir in ["config/crd/bases", "config/rbac"] {
             for e in std::fs::read_dir(root.join(dir)).unwrap() {
                 let name = format!("{dir}/{}", e.unwrap().file_name().to_string_lossy());
-                if name.ends_with("kustomization.yaml") {
+                // service_proxy_*: only an operator outside the cluster
+                // needs it; reconciler_*: installed with the reconciler,
+                // which init does not deploy.
+                if name.ends_with("kustomization.yaml")
+                    || name.contains("/service_proxy_")
+                    || name.contains("/reconciler_")
+                    || name.ends_with("README.md")
+                {
                     continue;
                 }
                 assert!(
@@ -384,13 +407,32 @@ mod tests {
         let d = manager(&a).unwrap();
         let c = &d.data["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["image"], "x/op:1");
+        let args: Vec<&str> = c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        // The subcommand and the file's other flags stay; init's replace
+        // the file's, once each.
+        assert_eq!(args[0], "run");
+        assert!(args.contains(&"--leader-elect=true"), "{args:?}");
+        for (flag, value) in [
+            ("--domain=", "--domain=localtest.me"),
+            ("--external-port=", "--external-port=8443"),
+            ("--external-address=", "--external-address=10.0.0.5"),
+        ] {
+            let set: Vec<_> = args.iter().filter(|a| a.starts_with(flag)).collect();
+            assert_eq!(set, [&value], "{args:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_image_is_the_files() {
+        let d = objects(MANAGER.0, MANAGER.1).unwrap().pop().unwrap();
         assert_eq!(
-            c["args"],
-            serde_json::json!([
-                "--domain=localtest.me",
-                "--external-port=8443",
-                "--external-address=10.0.0.5"
-            ])
+            d.data["spec"]["template"]["spec"]["containers"][0]["image"],
+            DEFAULT_IMAGE
         );
     }
 }

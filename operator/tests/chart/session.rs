@@ -211,7 +211,7 @@ pub fn everything_on() -> Value {
         "externalAddress": "192.0.2.10",
         "exposure": "ingress",
         "pkiAlgorithm": "rsa-2048",
-        "operator": {"replicas": 2},
+        "operator": {"replicas": 2, "hooks": {"extraRules": ["nodes:get,list", "persistentvolumes:get"]}},
         "postgresql": {"install": false, "existing": {
             "host": "pg.example.internal", "port": 6432, "adminUser": "kflex_admin",
             "adminSecret": {"name": "pg-admin", "key": "pw"}}},
