@@ -171,8 +171,9 @@ async fn a_rename_whose_new_object_fails_to_apply_prunes_nothing() {
         .delete("rn-new", &Default::default())
         .await
         .unwrap();
+    // The stricter CRD is a cluster admin's change, not the reconciler's.
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(cluster.client.clone());
+        Api::all(cluster.admin.clone());
     let mut crd = crds
         .get("controlplanes.tenancy.kflex.kubestellar.org")
         .await
@@ -415,7 +416,8 @@ async fn credentials_in_the_url_never_show() {
     outputs.push(("Sync", serde_json::to_string(&sync).unwrap()));
     let cp_obj = cluster.cp("cred-a").await.unwrap();
     outputs.push(("ControlPlane", serde_json::to_string(&cp_obj).unwrap()));
-    let events: Api<CoreEvent> = Api::all(cluster.client.clone());
+    // Every Event in the cluster, read as an admin (the reconciler may not list them all).
+    let events: Api<CoreEvent> = Api::all(cluster.admin.clone());
     let list = events.list(&ListParams::default()).await.unwrap();
     outputs.push(("Events", serde_json::to_string(&list).unwrap()));
     for (what, text) in &outputs {
@@ -875,7 +877,8 @@ async fn drift_whose_correction_failed_is_corrected_later() {
     })
     .await;
     // A stricter CRD refuses what Git says; someone removes the variables.
-    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    // Tightening and relaxing the CRD is a cluster admin's change, not the reconciler's.
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.admin.clone());
     let name = "controlplanes.tenancy.kflex.kubestellar.org";
     let set_rule = |rule: Option<&str>| {
         let crds = crds.clone();
