@@ -196,6 +196,8 @@ pub struct Reconciler {
     verdict: Option<Verdict>,
     /// Files of objects whose prune was put off.
     deferred: BTreeSet<String>,
+    /// Pass requests from the Sync object (`kflex sync`).
+    requests: Option<Arc<crate::request::Requests>>,
     /// `--git-url`, `--ref` or `--path` differ from the last pass allowed
     /// to prune (as the Sync status recorded it).
     source_changed: bool,
@@ -243,7 +245,15 @@ impl Reconciler {
             source_changed: false,
             logged_problems: BTreeSet::new(),
             lease: None,
+            requests: None,
         }
+    }
+
+    /// Runs a pass for each request on the Sync object (`kflex sync`), and
+    /// records it as handled; see [`crate::request`].
+    pub fn with_requests(mut self, requests: Arc<crate::request::Requests>) -> Self {
+        self.requests = Some(requests);
+        self
     }
 
     /// Confirms leadership with `lease` before every prune.
@@ -794,7 +804,15 @@ impl Reconciler {
     ) {
         let mut backoff = BACKOFF.0;
         loop {
-            let delay = match self.pass().await {
+            let request = self.requests.as_ref().and_then(|r| r.take());
+            let result = self.pass().await;
+            if let Some(value) = request {
+                self.status.last_handled_sync_at = Some(value);
+                if let Err(e) = self.writer.write(&self.status).await {
+                    tracing::warn!(error = %e, "recording the handled sync request");
+                }
+            }
+            let delay = match result {
                 Ok(outcome) if outcome.apply_failed == 0 => {
                     backoff = BACKOFF.0;
                     self.metrics.set_ready(true);
