@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::gitops::GitArgs;
+use crate::commands::{diff::DiffArgs, validate::ValidateArgs, watch::WatchArgs};
+
 const AFTER_HELP: &str = "Exit codes:\n  0  success\n  1  failure (the message says what happened and what to do next)\n  2  usage error (unknown flag, missing argument)\n\nKUBECONFIG with several files is honoured as kubectl does; --kubeconfig overrides it.";
 
 #[derive(Parser, Debug)]
@@ -48,11 +51,11 @@ pub enum Command {
     Init(InitArgs),
     /// Remove what `kflex init` installed.
     Uninstall(UninstallArgs),
-    /// Create a control plane, wait until it is Ready and switch to it.
+    /// Create a control plane, wait until it is Ready and switch to it; with --git, by a commit to the repository the reconciler follows.
     Create(CreateArgs),
     /// Adopt an existing cluster as an `external` control plane.
     Adopt(AdoptArgs),
-    /// Delete a control plane and its kubeconfig entries.
+    /// Delete a control plane and its kubeconfig entries; with --git, by a commit removing its spec.
     Delete(DeleteArgs),
     /// List control planes.
     List(ListArgs),
@@ -70,6 +73,16 @@ pub enum Command {
         after_help = "Writes DIR/.kflex/ (never committed: it holds a .gitignore of `*`): the kubeconfig (context kflex-dev for the hosting cluster, one context per Ready control plane), the state kept across restarts, and the log.\nCtrl-C or SIGTERM stops everything."
     )]
     Dev(DevArgs),
+    /// Validate specs with the reconciler's and the operator's checks, no cluster needed (exit 0 valid, 1 errors, 2 usage error).
+    Validate(ValidateArgs),
+    /// What a pass of the reconciler would do against the hosting cluster, without writing anything (exit 0 no changes, 1 changes, 2 error).
+    Diff(DiffArgs),
+    /// Wait until the reconciler applied a commit and control plane NAME is Ready, then merge its context.
+    Wait(WaitArgs),
+    /// Ask a running reconciler for a pass now; `kflex sync status` prints each Sync.
+    Sync(SyncArgs),
+    /// Local watch mode in the foreground: the reconciler's directory source and loop under its own source name.
+    Watch(WatchArgs),
     /// Shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -203,6 +216,17 @@ pub struct CreateArgs {
     pub no_switch: bool,
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Format>,
+    /// Commit the spec to the Git repository the reconciler follows instead of creating it in the cluster (no wait unless --wait).
+    #[arg(long)]
+    pub git: bool,
+    #[command(flatten)]
+    pub git_args: GitArgs,
+    /// With --git: wait until the reconciler applied the commit and the control plane is Ready, then merge its context as the direct create does.
+    #[arg(long, requires = "git", conflicts_with = "no_wait")]
+    pub wait: bool,
+    /// With --git --wait: the Sync (reconciler) to follow (default: the only one).
+    #[arg(long = "name", value_name = "SYNC", requires = "git")]
+    pub sync: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -238,6 +262,55 @@ pub struct DeleteArgs {
     pub no_wait: bool,
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+    /// Commit the removal of its spec to the Git repository instead of deleting in the cluster (no wait unless --wait).
+    #[arg(long)]
+    pub git: bool,
+    #[command(flatten)]
+    pub git_args: GitArgs,
+    /// With --git: wait until the control plane is gone, then remove its context.
+    #[arg(long, requires = "git", conflicts_with = "no_wait")]
+    pub wait: bool,
+    /// With --git --wait: the Sync (reconciler) to follow (default: the only one).
+    #[arg(long = "name", value_name = "SYNC", requires = "git")]
+    pub sync: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    pub name: String,
+    /// The commit that defines NAME (SHA or any revision of the checkout).
+    #[arg(long)]
+    pub commit: String,
+    /// The checkout holding the commit (default: the one holding the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Remote to fetch the reconciler's commit from.
+    #[arg(long, default_value = "origin")]
+    pub remote: String,
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// The Sync (reconciler) to follow (default: the only one).
+    #[arg(long = "name", value_name = "SYNC")]
+    pub sync: Option<String>,
+    /// Merge the context but keep the current one.
+    #[arg(long)]
+    pub no_switch: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The Sync (reconciler) to trigger, or `status`.
+    pub name: Option<String>,
+    /// For `status`: the Sync to show (default: all).
+    pub target: Option<String>,
+    /// Wait until the reconciler handled the request, then show its Sync.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// `wide` prints each Sync instead of triggering.
+    #[arg(short = 'o', long = "output", value_parser = ["wide"])]
+    pub output: Option<String>,
 }
 
 #[derive(Args, Debug)]

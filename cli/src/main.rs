@@ -5,9 +5,13 @@ use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     let cli = kflex::cli::Cli::parse();
-    // `kflex dev` runs a cluster, the operator and the reconciler: threads.
-    let dev = matches!(cli.command, kflex::cli::Command::Dev(_));
-    let built = if dev {
+    // `kflex dev` runs a cluster, the operator and the reconciler; `diff`
+    // validates a whole source in place (`block_in_place`): threads.
+    let threads = matches!(
+        cli.command,
+        kflex::cli::Command::Dev(_) | kflex::cli::Command::Diff(_)
+    );
+    let built = if threads {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()

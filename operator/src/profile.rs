@@ -307,6 +307,54 @@ impl Profile {
     }
 }
 
+/// A spec the operator cannot provision, found without a cluster: the
+/// field (JSON path) and what to change. `kflex validate` runs these checks
+/// so that what it passes the operator accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecProblem {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// Checks of a ControlPlane spec that need no cluster: the type's refusal,
+/// an `external` control plane without `bootstrapSecretRef`, a token
+/// lifetime that is not positive.
+pub fn check_spec(spec: &crate::api::ControlPlaneSpec) -> Vec<SpecProblem> {
+    let mut problems = Vec::new();
+    let profile = Profile::of(spec.type_);
+    if let Some(refusal) = profile.refusal {
+        problems.push(SpecProblem {
+            field: "spec.type",
+            message: refusal.to_owned(),
+        });
+    }
+    if spec.type_ == ControlPlaneType::External {
+        match &spec.bootstrap_secret_ref {
+            None => problems.push(SpecProblem {
+                field: "spec.bootstrapSecretRef",
+                message: "an external control plane needs bootstrapSecretRef: the Secret \
+                          (namespace, name, inClusterKey) holding the kubeconfig of the cluster \
+                          to adopt, e.g. made by `kflex adopt`"
+                    .to_owned(),
+            }),
+            Some(r) if r.name.is_empty() || r.namespace.is_empty() => problems.push(SpecProblem {
+                field: "spec.bootstrapSecretRef",
+                message: "bootstrapSecretRef needs both namespace and name".to_owned(),
+            }),
+            Some(_) => {}
+        }
+    }
+    if let Some(seconds) = spec.token_expiration_seconds
+        && seconds <= 0
+    {
+        problems.push(SpecProblem {
+            field: "spec.tokenExpirationSeconds",
+            message: format!("{seconds} is not a lifetime: use a positive number of seconds"),
+        });
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

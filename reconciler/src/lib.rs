@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod names;
 pub mod plan;
 pub mod reconcile;
+pub mod request;
 pub mod source;
 pub mod status;
 pub mod validate;

@@ -331,6 +331,15 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let trigger = Arc::new(Notify::new());
+    // `kflex sync`: a pass on request, through the Sync object.
+    let requests = Arc::new(kubeflex_reconciler::request::Requests::default());
+    tokio::spawn(kubeflex_reconciler::request::watch(
+        client.clone(),
+        args.name.clone(),
+        requests.clone(),
+        trigger.clone(),
+    ));
+    let reconciler = reconciler.with_requests(requests);
     if let Some(addr) = args.webhook_addr {
         let secret = |specific: &Option<PathBuf>, flag: &str| -> anyhow::Result<Secret> {
             let Some(file) = specific.as_ref().or(args.webhook_secret_file.as_ref()) else {

@@ -57,3 +57,8 @@ pub const DISABLED: &str = "disabled";
 
 /// Reporting controller of Events and holder prefix of the Lease.
 pub const CONTROLLER: &str = "kubeflex-reconciler";
+
+/// On the `Sync` object: a request for a pass now (`kflex sync`, like
+/// Flux's `reconcile.fluxcd.io/requestedAt`). Any new value triggers one
+/// pass; the reconciler echoes it in `status.lastHandledSyncAt`.
+pub const ANNOTATION_SYNC_REQUESTED: &str = "gitops.kflex.kubestellar.org/sync-requested-at";

@@ -221,6 +221,8 @@ pub struct Reconciler {
     verdict: Option<Verdict>,
     /// Files of objects whose prune was put off.
     deferred: BTreeSet<String>,
+    /// Pass requests from the Sync object (`kflex sync`).
+    requests: Option<Arc<crate::request::Requests>>,
     /// `--git-url`, `--ref` or `--path` differ from the last pass allowed
     /// to prune (as the Sync status recorded it).
     source_changed: bool,
@@ -268,7 +270,15 @@ impl Reconciler {
             source_changed: false,
             logged_problems: BTreeSet::new(),
             lease: None,
+            requests: None,
         }
+    }
+
+    /// Runs a pass for each request on the Sync object (`kflex sync`), and
+    /// records it as handled; see [`crate::request`].
+    pub fn with_requests(mut self, requests: Arc<crate::request::Requests>) -> Self {
+        self.requests = Some(requests);
+        self
     }
 
     /// Confirms leadership with `lease` before every prune.

@@ -126,7 +126,15 @@ impl Reconciler {
         let mut retry_at = None;
         let mut sweep_at = tokio::time::Instant::now() + self.settings.drift_interval;
         loop {
-            let delay = match self.pass().await {
+            let request = self.requests.as_ref().and_then(|r| r.take());
+            let result = self.pass().await;
+            if let Some(value) = request {
+                self.status.last_handled_sync_at = Some(value);
+                if let Err(e) = self.writer.write(&self.status).await {
+                    tracing::warn!(error = %e, "recording the handled sync request");
+                }
+            }
+            let delay = match result {
                 Ok(outcome) if outcome.apply_failed == 0 => {
                     backoff = BACKOFF.0;
                     self.metrics.set_ready(true);

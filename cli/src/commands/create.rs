@@ -51,6 +51,9 @@ pub fn build(a: &CreateArgs) -> anyhow::Result<ControlPlane> {
 }
 
 pub async fn run(app: &App, mut a: CreateArgs) -> anyhow::Result<()> {
+    if a.git {
+        return super::gitops::run_create(app, a).await;
+    }
     cpx::validate_name(&a.name)?;
     if a.type_ == CpType::Ocm {
         app.out.warn("OCM-type control plane is deprecated and will be removed in a future version. Consider using k8s or vcluster type instead.");

@@ -14,6 +14,9 @@ use crate::cli::DeleteArgs;
 use crate::output::kube_error;
 
 pub async fn run(app: &App, a: DeleteArgs) -> anyhow::Result<()> {
+    if a.git {
+        return super::gitops::run_delete(app, a).await;
+    }
     let name = a.name.clone();
     let (loaded, mut kc) = app.load()?;
     let before = kc.current_context.clone();

@@ -1,5 +1,7 @@
 //! One module per subcommand, plus what several share: the run's settings
 //! ([`App`]), control-plane waits and kubeconfig merges ([`controlplane`]).
+//! The Git side (`create/delete --git`, `validate`, `diff`, `wait`, `sync`,
+//! `watch`) lives in [`gitops`] and the modules named after its commands.
 
 pub mod adopt;
 pub mod completion;
@@ -8,9 +10,15 @@ pub mod controlplane;
 pub mod create;
 pub mod ctx;
 pub mod delete;
+pub mod diff;
+pub mod gitops;
 pub mod init;
 pub mod list;
+pub mod sync;
+pub mod validate;
 pub mod version;
+pub mod wait;
+pub mod watch;
 
 use crate::cli::{Cli, Command, Global};
 use crate::hosting;
@@ -97,6 +105,22 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ctx(a) => ctx::run(&app, a).await,
         Command::Config { command } => config::run(&app, command).await,
         Command::Version(a) => version::run(Some(&app), &a).await,
+        Command::Validate(a) => validate::run_cmd(&app, a).await,
+        Command::Diff(a) => diff::run_cmd(&app, a).await,
+        Command::Wait(a) => wait::run(&app, a).await,
+        Command::Sync(a) => sync::run_cmd(&app, a).await,
+        Command::Watch(a) => watch::run_cmd(&app, a).await,
         Command::Completion { .. } | Command::Dev(_) => Ok(()),
     }
+}
+
+/// Ends a command whose exit code carries its answer (`validate`, `diff`:
+/// 1 is a result, not a failure to report as `Error:`).
+pub fn exit_with(code: i32) -> Result<()> {
+    use std::io::Write as _;
+    if code == 0 {
+        return Ok(());
+    }
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
 }

@@ -69,6 +69,9 @@ pub struct SyncStatus {
     /// Commit the last pass worked on, applied in full or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempted_commit: Option<String>,
+    /// Value of the sync request annotation that the last pass handled (kflex sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_sync_at: Option<String>,
     /// When the last pass that changed anything ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::date_time")]

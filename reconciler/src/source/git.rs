@@ -644,6 +644,35 @@ pub struct GitSnapshot {
 }
 
 impl GitSnapshot {
+    /// The snapshot of a tree that need not be committed yet: `kflex create
+    /// --git` validates exactly the tree it is about to commit, through the
+    /// same reads as a pass of the reconciler.
+    pub fn of_tree(
+        repo: gix::Repository,
+        tree: ObjectId,
+        subdir: &str,
+    ) -> Result<Self, SourceError> {
+        let subdir = normalize_subdir(subdir)?;
+        let subtree = subtree(&repo, tree, &subdir)?.ok_or_else(|| SourceError::PathNotFound {
+            path: subdir.clone(),
+            revision: tree.to_string(),
+        })?;
+        // The tree's own `.kflexignore`, as a pass at that tree reads it
+        // (no `--exclude`: that is the reconciler's flag, not the tree's).
+        let ignore_file = ignore_file_of(&repo, tree)?;
+        let filter = Filter::new(ignore_file.as_ref().map(|(_, text)| text.as_str()), &[])?;
+        Ok(Self {
+            repo,
+            commit: tree,
+            revision: tree.to_string(),
+            root: tree,
+            subtree,
+            subdir,
+            listed: OnceLock::new(),
+            filter,
+        })
+    }
+
     /// The entry at a repository-relative path: kind and object id.
     fn entry(&self, path: &str) -> Result<Option<(EntryKind, ObjectId)>, ReadError> {
         if let Some(listed) = self.listed.get() {
