@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 #[path = "chart/session.rs"]
 mod session;
 use session::*;
+#[path = "support/postgres.rs"]
+mod postgres;
+mod support;
 
 /// The hardening every Deployment of the chart must have.
 fn assert_hardened(deployment: &Value) {
@@ -581,6 +584,27 @@ fn bin_names(manifest: &str) -> Vec<String> {
         .collect()
 }
 
+/// Creates `kubeflex-system` and in it the Secrets (name, key, value) that
+/// values refer to, as an admin does before installing.
+async fn system_secrets(client: &kube::Client, secrets: &[(&str, &str, &str)]) {
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "kubeflex-system"}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let api: Api<Secret> = Api::namespaced(client.clone(), "kubeflex-system");
+    for (name, key, value) in secrets {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "stringData": {*key: value}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &secret).await.unwrap();
+    }
+}
+
 /// Helm's release storage in the install test: its default, Secrets (which
 /// Helm writes with protobuf bodies).
 const INSTALL_DRIVER: &str = "secret";
@@ -610,35 +634,25 @@ where
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chart_installs_upgrades_and_uninstalls() {
     use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
+    use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use k8s_openapi::api::rbac::v1::ClusterRole;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
     let env = testenv().await;
     let client = env.env.client().await.unwrap();
     // The Secrets the optional parts refer to exist before they are turned on.
-    let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": "kubeflex-system"}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    system_secrets(
+        &client,
+        &[
+            ("git-credentials", "token", "not-a-real-credential"),
+            ("git-webhook", "secret", "not-a-real-credential"),
+            ("pg-admin", "pw", "not-a-real-credential"),
+        ],
+    )
+    .await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "kubeflex-system");
-    for (name, key) in [
-        ("git-credentials", "token"),
-        ("git-webhook", "secret"),
-        ("pg-admin", "pw"),
-    ] {
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "stringData": {key: "not-a-real-credential"}
-        }))
-        .unwrap();
-        secrets
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
-    }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kubeflex-system");
     let available = |d: Deployment| d.status.and_then(|s| s.available_replicas).unwrap_or(0);
     let mut helm = Helm::start(Some(&env.kubeconfig), INSTALL_DRIVER);
@@ -711,13 +725,21 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
     ] {
         assert!(exists(&services, svc).await, "Service {svc}");
     }
-    let pdb_resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("policy", "v1", "PodDisruptionBudget"),
-        "poddisruptionbudgets",
-    );
-    let pdbs: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "kubeflex-system", &pdb_resource);
-    assert!(exists(&pdbs, "kubeflex-reconciler").await);
+    // Two replicas each: a policy/v1 PodDisruptionBudget keeps one of the
+    // Deployment's pods available.
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "kubeflex-system");
+    for name in ["kubeflex-operator", "kubeflex-reconciler"] {
+        let pdb = pdbs.get(name).await.unwrap();
+        let spec = pdb.spec.unwrap();
+        assert_eq!(spec.min_available, Some(IntOrString::Int(1)), "{name}");
+        let selector = spec.selector.unwrap().match_labels.unwrap();
+        let template = deployments.get(name).await.unwrap().spec.unwrap().template;
+        let labels = template.metadata.unwrap().labels.unwrap();
+        assert!(
+            selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
+            "{name}: the PDB selects {selector:?}, not the pods {labels:?}"
+        );
+    }
 
     // Back to the defaults: what the optional parts added is removed.
     let release = helm
@@ -758,5 +780,281 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
     assert!(
         releases.as_array().is_none_or(Vec::is_empty),
         "releases left: {releases}"
+    );
+}
+
+/// Runs the container of the Job `namespace/name` here, as the kubelet
+/// would: its command, its env with the Secret references resolved.
+async fn run_job_here(client: &kube::Client, namespace: &str, name: &str) -> std::process::Output {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::Secret;
+    let job = Api::<Job>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("Job {namespace}/{name}: {e}"));
+    let c = job
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .remove(0);
+    let command = c.command.unwrap();
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for e in c.env.unwrap_or_default() {
+        let value = match (e.value, e.value_from.and_then(|v| v.secret_key_ref)) {
+            (Some(v), _) => v,
+            (None, Some(r)) => {
+                let data = secrets.get(&r.name).await.unwrap().data.unwrap();
+                String::from_utf8(data[&r.key].0.clone()).unwrap()
+            }
+            _ => panic!("env {} has no value", e.name),
+        };
+        cmd.env(&e.name, value);
+    }
+    tokio::task::block_in_place(|| cmd.output()).unwrap()
+}
+
+/// The operator binary with the arguments of the Deployment the chart
+/// installed, authenticated as the chart's ServiceAccount (a TokenRequest
+/// token; it runs outside the cluster, so only the listen address changes).
+fn start_installed_operator(
+    deployment: &k8s_openapi::api::apps::v1::Deployment,
+    kubeconfig: &Path,
+    log: &Path,
+) -> tokio::process::Child {
+    let container = &deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let args: Vec<String> = container
+        .args
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            if a.starts_with("--metrics-addr=") {
+                "--metrics-addr=127.0.0.1:0".to_owned()
+            } else {
+                a
+            }
+        })
+        .collect();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kubeflex-operator"))
+        .args(&args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("POD_NAME", "chart-test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// The chart with `postgresql.install=false`, pointed at a real PostgreSQL
+/// started here (host, port, admin user and the admin password's Secret
+/// through the chart's values), installed by Helm; the operator then runs
+/// with the installed Deployment's own arguments as the installed
+/// ServiceAccount. A `k8s` control plane gets its database on that server
+/// (its provisioning Job run here against it, then the tenant's role
+/// connects with the credentials kine is given), and no PostgreSQL is
+/// installed in the cluster; an `ocm` control plane is refused with the way
+/// forward. Then upgraded to two replicas (a policy/v1 PodDisruptionBudget)
+/// and uninstalled.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_postgresql_and_an_ocm_control_plane_through_the_installed_chart() {
+    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kubeflex_operator::api::ControlPlane;
+
+    let pg = postgres::start().expect(postgres::MISSING);
+    let env = testenv().await;
+    let client = env.env.client().await.unwrap();
+    system_secrets(&client, &[("pg-admin", "pw", postgres::ADMIN_PASSWORD)]).await;
+    let values = |replicas: u32| {
+        json!({
+            "operator": {"replicas": replicas},
+            "postgresql": {"install": false, "existing": {
+                "host": "127.0.0.1", "port": pg.port, "adminUser": "postgres",
+                "adminSecret": {"name": "pg-admin", "key": "pw"}}}
+        })
+    };
+    let mut helm = Helm::start(Some(&env.kubeconfig), INSTALL_DRIVER);
+    let release = helm
+        .run(json!({"action": "install", "release": "kubeflex", "chart": chart_dir(), "values": values(1), "wait": true, "timeout": 120}))
+        .unwrap_or_else(|e| panic!("install: {e}"));
+    assert_eq!(release["info"]["status"], "deployed");
+
+    // The operator runs outside the cluster here: it reads tenant readiness
+    // through the service proxy (config/rbac's optional rights for that).
+    for file in ["service_proxy_role.yaml", "service_proxy_role_binding.yaml"] {
+        let text = std::fs::read_to_string(root().join("config/rbac").join(file)).unwrap();
+        for obj in documents(&text) {
+            support::apply_as_admin(&client, &obj).await;
+        }
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kubeflex-system");
+    let installed = deployments.get("kubeflex-operator").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("operator.kubeconfig");
+    let sa_kubeconfig = support::service_account_kubeconfig_of(
+        &client,
+        &env.env.url(),
+        env.env.ca_pem().as_bytes(),
+        "kubeflex-system",
+        "kubeflex-operator",
+    )
+    .await;
+    std::fs::write(&kubeconfig, sa_kubeconfig).unwrap();
+    let log = dir.path().join("operator.log");
+    let mut operator = start_installed_operator(&installed, &kubeconfig, &log);
+
+    let cps: Api<ControlPlane> = Api::all(client.clone());
+    for (name, type_) in [("tenant1", "k8s"), ("old", "ocm")] {
+        let cp: ControlPlane = serde_json::from_value(json!({
+            "apiVersion": "tenancy.kflex.kubestellar.org/v1alpha1", "kind": "ControlPlane",
+            "metadata": {"name": name}, "spec": {"type": type_}
+        }))
+        .unwrap();
+        cps.create(&PostParams::default(), &cp).await.unwrap();
+    }
+    let ready = |cp: &ControlPlane, want: &str| {
+        cp.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == want)
+        })
+    };
+    let mut tenant = None;
+    let mut refused = None;
+    for _ in 0..300 {
+        assert!(
+            operator.try_wait().unwrap().is_none(),
+            "the operator exited: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        let t = cps.get("tenant1").await.unwrap();
+        let o = cps.get("old").await.unwrap();
+        if ready(&t, "True") && ready(&o, "False") {
+            tenant = Some(t);
+            refused = Some(o);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let log_text = || std::fs::read_to_string(&log).unwrap();
+    let tenant = tenant
+        .unwrap_or_else(|| panic!("tenant1 not Ready or old not refused; log:\n{}", log_text()));
+    let refused = refused.unwrap();
+    let old_ready = refused
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(old_ready.reason, "Refused");
+    assert!(
+        old_ready.message.contains("type ocm is not supported")
+            && old_ready.message.contains("vcluster"),
+        "{}",
+        old_ready.message
+    );
+    // No PostgreSQL installed in the cluster: the existing one is used.
+    let stss: Api<StatefulSet> = Api::namespaced(client.clone(), "kubeflex-system");
+    assert!(!exists(&stss, "postgres-postgresql").await);
+
+    // The provisioning Job targets the existing server with the admin
+    // Secret of the values; run here, it creates the tenant's database.
+    let out = run_job_here(&client, "kubeflex-system", "kflex-db-provision-tenant1").await;
+    assert!(
+        out.status.success(),
+        "the provisioning Job against the existing PostgreSQL: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kine = Api::<Secret>::namespaced(client.clone(), "tenant1-system")
+        .get("kine-database")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let text = |k: &str| String::from_utf8(kine[k].0.clone()).unwrap();
+    let database = tenant
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("kflex.kubestellar.org/database"))
+        .cloned()
+        .expect("the database annotation");
+    // kine (in the tenant's API server pod) is pointed at the same server.
+    let apiserver = Api::<Deployment>::namespaced(client.clone(), "tenant1-system")
+        .get("kube-apiserver")
+        .await
+        .unwrap();
+    let kine = apiserver.spec.unwrap().template.spec.unwrap().containers;
+    let kine = kine.iter().find(|c| c.name == "kine").unwrap();
+    let endpoint = kine.command.as_ref().unwrap().join(" ");
+    assert!(
+        endpoint.contains(&format!(
+            "{}@127.0.0.1:{}/{database}",
+            text("username"),
+            pg.port
+        )),
+        "kine's endpoint does not name the existing server: {endpoint}"
+    );
+    let out = postgres::psql(
+        pg.port,
+        &text("username"),
+        &text("password"),
+        &database,
+        "SELECT current_database()",
+    );
+    assert!(
+        out.status.success(),
+        "the tenant's role cannot use its database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), database);
+
+    // Upgrade to two replicas: the existing server stays configured, and a
+    // PodDisruptionBudget appears.
+    let release = helm
+        .run(json!({"action": "upgrade", "release": "kubeflex", "chart": chart_dir(), "values": values(2), "wait": true, "timeout": 120}))
+        .unwrap_or_else(|e| panic!("upgrade: {e}"));
+    assert_eq!(release["version"], 2);
+    let upgraded = deployments.get("kubeflex-operator").await.unwrap();
+    let args = upgraded.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(
+        args.contains(&format!("--postgres-port={}", pg.port)),
+        "{args:?}"
+    );
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "kubeflex-system");
+    assert!(exists(&pdbs, "kubeflex-operator").await);
+    operator.kill().await.unwrap();
+
+    // Uninstall: the chart's objects go, the tenant stays.
+    helm.run(json!({"action": "uninstall", "release": "kubeflex", "wait": true, "timeout": 120}))
+        .unwrap_or_else(|e| panic!("uninstall: {e}"));
+    wait_gone(&deployments, "kubeflex-operator").await;
+    wait_gone(&pdbs, "kubeflex-operator").await;
+    assert!(
+        exists(&cps, "tenant1").await,
+        "uninstalling deleted a ControlPlane"
     );
 }

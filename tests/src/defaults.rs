@@ -288,6 +288,7 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
                 ));
             }
         }
+        ("policy", "poddisruptionbudgets") => causes.extend(crate::pdb::validate(obj)),
         ("", "pods")
             if obj["spec"]["containers"]
                 .as_array()

@@ -26,6 +26,7 @@ pub mod measure;
 pub mod merge_keys;
 pub mod meta;
 pub mod patch;
+pub mod pdb;
 pub mod pki;
 pub mod podsecurity;
 pub mod proxy;

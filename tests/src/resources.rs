@@ -81,7 +81,7 @@ impl ResourceType {
     }
 }
 
-const ALL_VERBS: [&str; 8] = [
+pub(crate) const ALL_VERBS: [&str; 8] = [
     "create",
     "delete",
     "deletecollection",
@@ -304,6 +304,7 @@ pub fn builtins() -> Vec<ResourceType> {
             false,
             &[],
         ),
+        crate::pdb::resource_type(),
         review(
             "authorization.k8s.io",
             "SelfSubjectAccessReview",

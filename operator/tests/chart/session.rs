@@ -8,9 +8,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Api;
-use kube::api::PostParams;
 use kubeflex_testenv::TestEnv;
 use serde_json::{Value, json};
 
@@ -124,18 +121,6 @@ impl Drop for Helm {
     }
 }
 
-/// testenv serves no `policy/v1` PodDisruptionBudgets; a schema-less
-/// stand-in CRD lets the chart's PDB be created (and so rendered) there.
-pub const PDB_STANDIN: &str = r#"{
-  "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-  "metadata": {"name": "poddisruptionbudgets.policy"},
-  "spec": {"group": "policy", "scope": "Namespaced",
-    "names": {"kind": "PodDisruptionBudget", "plural": "poddisruptionbudgets",
-              "singular": "poddisruptionbudget", "listKind": "PodDisruptionBudgetList"},
-    "versions": [{"name": "v1", "served": true, "storage": true,
-      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
-}"#;
-
 /// A testenv and its admin kubeconfig file.
 pub struct Env {
     pub env: TestEnv,
@@ -148,13 +133,6 @@ pub async fn testenv() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("admin.kubeconfig");
     std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
-    let crd: CustomResourceDefinition = serde_json::from_str(PDB_STANDIN).unwrap();
-    Api::<CustomResourceDefinition>::all(env.client().await.unwrap())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
-    // Discovery must show the new group before Helm maps kinds.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     Env {
         env,
         _dir: dir,
