@@ -783,15 +783,14 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
     );
 }
 
-/// Runs the container of the Job `namespace/name` here, as the kubelet
-/// would: its command, its env with the Secret references resolved.
-async fn run_job_here(client: &kube::Client, namespace: &str, name: &str) -> std::process::Output {
-    use k8s_openapi::api::batch::v1::Job;
+/// Runs the container of `job` here, as the kubelet would: its command,
+/// its env with the Secret references resolved from its namespace.
+async fn run_job_here(
+    client: &kube::Client,
+    job: k8s_openapi::api::batch::v1::Job,
+) -> std::process::Output {
     use k8s_openapi::api::core::v1::Secret;
-    let job = Api::<Job>::namespaced(client.clone(), namespace)
-        .get(name)
-        .await
-        .unwrap_or_else(|e| panic!("Job {namespace}/{name}: {e}"));
+    let namespace = job.metadata.namespace.clone().unwrap();
     let c = job
         .spec
         .unwrap()
@@ -805,7 +804,7 @@ async fn run_job_here(client: &kube::Client, namespace: &str, name: &str) -> std
     cmd.args(&command[1..])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap());
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     for e in c.env.unwrap_or_default() {
         let value = match (e.value, e.value_from.and_then(|v| v.secret_key_ref)) {
             (Some(v), _) => v,
@@ -871,11 +870,13 @@ fn start_installed_operator(
 /// (its provisioning Job run here against it, then the tenant's role
 /// connects with the credentials kine is given), and no PostgreSQL is
 /// installed in the cluster; an `ocm` control plane is refused with the way
-/// forward. Then upgraded to two replicas (a policy/v1 PodDisruptionBudget)
-/// and uninstalled.
+/// forward. Upgraded to two replicas (a policy/v1 PodDisruptionBudget);
+/// the `k8s` control plane deleted (its teardown Job, run here, drops the
+/// database on the server); uninstalled.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_existing_postgresql_and_an_ocm_control_plane_through_the_installed_chart() {
     use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+    use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::Secret;
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use kubeflex_operator::api::ControlPlane;
@@ -883,6 +884,11 @@ async fn an_existing_postgresql_and_an_ocm_control_plane_through_the_installed_c
     let pg = postgres::start().expect(postgres::MISSING);
     let env = testenv().await;
     let client = env.env.client().await.unwrap();
+    let admin: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "pg-admin"},
+        "stringData": {"pw": postgres::ADMIN_PASSWORD}
+    }))
+    .unwrap();
     system_secrets(&client, &[("pg-admin", "pw", postgres::ADMIN_PASSWORD)]).await;
     let values = |replicas: u32| {
         json!({
@@ -979,7 +985,9 @@ async fn an_existing_postgresql_and_an_ocm_control_plane_through_the_installed_c
 
     // The provisioning Job targets the existing server with the admin
     // Secret of the values; run here, it creates the tenant's database.
-    let out = run_job_here(&client, "kubeflex-system", "kflex-db-provision-tenant1").await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "kubeflex-system");
+    let provision = jobs.get("kflex-db-provision-tenant1").await.unwrap();
+    let out = run_job_here(&client, provision).await;
     assert!(
         out.status.success(),
         "the provisioning Job against the existing PostgreSQL: {}",
@@ -1046,15 +1054,54 @@ async fn an_existing_postgresql_and_an_ocm_control_plane_through_the_installed_c
     );
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "kubeflex-system");
     assert!(exists(&pdbs, "kubeflex-operator").await);
+
+    // Deleting tenant1 drops its database on the existing server. The admin
+    // Secret is taken away first, so that the teardown Job's pod waits for
+    // it (as a kubelet does) while the test reads the Job; put back, the
+    // same container runs here against the server.
+    let system_secrets: Api<Secret> = Api::namespaced(client.clone(), "kubeflex-system");
+    system_secrets
+        .delete("pg-admin", &Default::default())
+        .await
+        .unwrap();
+    cps.delete("tenant1", &Default::default()).await.unwrap();
+    let mut teardown = None;
+    for _ in 0..300 {
+        teardown = jobs.get_opt("kflex-db-teardown-tenant1").await.unwrap();
+        if teardown.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let teardown = teardown.unwrap_or_else(|| panic!("no teardown Job; log:\n{}", log_text()));
+    system_secrets
+        .create(&PostParams::default(), &admin)
+        .await
+        .unwrap();
+    let out = run_job_here(&client, teardown).await;
+    assert!(
+        out.status.success(),
+        "the teardown Job against the existing PostgreSQL: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = postgres::psql(
+        pg.port,
+        "postgres",
+        postgres::ADMIN_PASSWORD,
+        "postgres",
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{database}'"),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    wait_gone(&cps, "tenant1").await;
     operator.kill().await.unwrap();
 
-    // Uninstall: the chart's objects go, the tenant stays.
+    // Uninstall: the chart's objects go, the other ControlPlane stays.
     helm.run(json!({"action": "uninstall", "release": "kubeflex", "wait": true, "timeout": 120}))
         .unwrap_or_else(|e| panic!("uninstall: {e}"));
     wait_gone(&deployments, "kubeflex-operator").await;
     wait_gone(&pdbs, "kubeflex-operator").await;
     assert!(
-        exists(&cps, "tenant1").await,
+        exists(&cps, "old").await,
         "uninstalling deleted a ControlPlane"
     );
 }
