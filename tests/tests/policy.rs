@@ -35,6 +35,36 @@ fn kubectl_applies_reads_and_validates_a_pod_disruption_budget() {
     c.apply(PDB, &[]);
     let min = c.ok(&["get", "pdb", "web", "-o", "jsonpath={.spec.minAvailable}"]);
     assert_eq!(min, "1");
+    // kube-apiserver's printer columns (no disruption controller runs, so
+    // no disruption is allowed yet).
+    let table = c.ok(&["get", "pdb", "web"]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "NAME",
+                "MIN",
+                "AVAILABLE",
+                "MAX",
+                "UNAVAILABLE",
+                "ALLOWED",
+                "DISRUPTIONS",
+                "AGE"
+            ],
+            vec![
+                "web",
+                "1",
+                "N/A",
+                "0",
+                rows[1].last().copied().unwrap_or("")
+            ],
+        ],
+        "{table}"
+    );
     let both = PDB.replace("minAvailable: 1", "minAvailable: 1\n  maxUnavailable: 1");
     let out = c.with_stdin(&["apply", "-f", "-"], &both);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -63,6 +63,11 @@ Hosts|string|0|Hosts that incoming requests are matched against before the ingre
 Address|string|0|Address is a list containing ingress points for the load-balancer
 Ports|string|0|Ports of TLS configurations that open
 Age|string|0|@
+policy/PodDisruptionBudget
+Min Available|string|0|The minimum number of pods that must be available simultaneously. This can be either an integer or percentage.
+Max Unavailable|string|0|The maximum number of pods that may be unavailable simultaneously. This can be either an integer or percentage.
+Allowed Disruptions|integer|0|Calculated number of pods that may be disrupted at this time.
+Age|string|0|@
 /Namespace
 Status|string|0|The status of the namespace
 Age|string|0|@
@@ -198,6 +203,20 @@ pub fn builtin_row(group: &str, kind: &str, obj: &Value, now: SystemTime) -> Opt
             let tls = list(obj, "/spec/tls").is_empty();
             let ports = json!(if tls { "80" } else { "80, 443" });
             vec![class, hosts, json!(load_balancer(obj)), ports, age]
+        }
+        ("policy", "PodDisruptionBudget") => {
+            let bound = |p: &str| match obj.pointer(p) {
+                Some(Value::String(s)) => json!(s),
+                Some(Value::Number(n)) => json!(n.to_string()),
+                _ => json!("N/A"),
+            };
+            let allowed = int("/status/disruptionsAllowed");
+            vec![
+                bound("/spec/minAvailable"),
+                bound("/spec/maxUnavailable"),
+                allowed,
+                age,
+            ]
         }
         ("", "Namespace") => vec![t("/status/phase"), age],
         ("", "Secret") => vec![t("/type"), json!(keys(obj, "/data")), age],
