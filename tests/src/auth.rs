@@ -3,7 +3,14 @@
 //! are HS256 JWTs signed with a key only this server holds: minted by the
 //! TokenRequest subresource (with an expiry) or written into
 //! `kubernetes.io/service-account-token` Secrets (valid while the Secret is).
+//! Tenant kube-apiservers with a front-proxy CA also take the user from request
+//! headers ([`requestheader`]).
 
+mod requestheader;
+
+pub use requestheader::{PeerCert, RequestHeader, RequestHeaderFlags};
+
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_lc_rs::hmac;
@@ -13,10 +20,14 @@ use rand::RngCore;
 use serde_json::{Value, json};
 
 /// An authenticated user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct User {
     pub name: String,
     pub groups: Vec<String>,
+    /// Set by a front proxy's uid header only.
+    pub uid: Option<String>,
+    /// Set by a front proxy's extra headers only.
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 impl User {
@@ -33,6 +44,7 @@ impl User {
                 format!("system:serviceaccounts:{namespace}"),
                 "system:authenticated".into(),
             ],
+            ..Self::default()
         }
     }
 
@@ -50,7 +62,11 @@ impl User {
             .filter_map(|o| o.as_str().ok().map(String::from))
             .collect();
         groups.push("system:authenticated".into());
-        Some(Self { name, groups })
+        Some(Self {
+            name,
+            groups,
+            ..Self::default()
+        })
     }
 }
 

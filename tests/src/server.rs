@@ -57,6 +57,8 @@ pub struct Builder {
     sim: crate::simulate::SimConfig,
     /// A tenant kube-apiserver's issuer, signing key and trusted keys (SPKI DER).
     service_accounts: Option<(String, Vec<u8>, Vec<Vec<u8>>)>,
+    /// A tenant kube-apiserver's `--requestheader-client-ca-file` (PEM) and flags.
+    front_proxy: Option<(String, crate::auth::RequestHeaderFlags)>,
 }
 
 impl Default for Builder {
@@ -72,6 +74,7 @@ impl Default for Builder {
             openshift_routes: false,
             sim: crate::simulate::SimConfig::default(),
             service_accounts: None,
+            front_proxy: None,
         }
     }
 }
@@ -132,6 +135,14 @@ impl Builder {
         self
     }
 
+    /// Authenticate front proxies as a kube-apiserver with this
+    /// `--requestheader-client-ca-file` and these `--requestheader-*` flags
+    /// (needs [`Builder::tls`]).
+    pub fn front_proxy(mut self, ca_pem: &str, flags: crate::auth::RequestHeaderFlags) -> Self {
+        self.front_proxy = Some((ca_pem.into(), flags));
+        self
+    }
+
     /// Start as a tenant API server (inside a simulated pod).
     pub fn tenant(mut self) -> Self {
         self.tenant = true;
@@ -169,11 +180,23 @@ impl Builder {
             None => Authority::new("testenv-ca")?,
         };
         let admin = authority.client("testenv-admin", &["system:masters"])?;
+        let mut request_header = None;
         let (tls, cluster_ca) = match &self.tls {
-            Some((cert, key, client_ca)) => (
-                http::tls_config(cert, key, client_ca).map_err(StartError::Tls)?,
-                client_ca.clone(),
-            ),
+            Some((cert, key, client_ca)) => {
+                // The handshake accepts certificates of either CA; the
+                // authenticators then tell them apart.
+                let mut accepted = client_ca.clone();
+                if let Some((front_ca, flags)) = &self.front_proxy {
+                    let rh = crate::auth::RequestHeader::new(client_ca, front_ca, flags.clone())
+                        .map_err(StartError::Tls)?;
+                    request_header = Some(Arc::new(rh));
+                    accepted = format!("{}\n{front_ca}", accepted.trim_end());
+                }
+                (
+                    http::tls_config(cert, key, &accepted).map_err(StartError::Tls)?,
+                    client_ca.clone(),
+                )
+            }
             None => {
                 let serving = authority.serving(&[
                     "localhost",
@@ -261,6 +284,7 @@ impl Builder {
             version_minor: self.minor,
             min_token_seconds: self.min_token_seconds,
             network,
+            request_header,
         });
         tasks.push(crate::controllers::spawn(api.clone(), signer, cluster_ca));
         crate::bootstrap::ensure(&api);

@@ -483,3 +483,169 @@ fn a_misspelt_flag_or_missing_service_account_flags_stop_kube_apiserver() {
     assert!(eventually(15, || last_crash(&c, "t7", "apiserver")
         == "Error: [service-account-issuer is a required flag, --service-account-signing-key-file and --service-account-issuer are required flags]"));
 }
+
+/// `curl` (a TLS client independent of testenv) through the ingress to `host`,
+/// presenting `cert`; the status code and the JSON body.
+fn curl_tenant(
+    c: &Cluster,
+    host: &str,
+    ca: &Authority,
+    cert: &CertPair,
+    headers: &[&str],
+    post: Option<&str>,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let port = c.env().ingress_addr().unwrap().port();
+    let file = |name: &str, body: &str| {
+        let p = c.dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    };
+    let (ca_file, cert_file, key_file) = (
+        file("curl-ca.crt", &ca.ca.cert_pem),
+        file("curl-client.crt", &cert.cert_pem),
+        file("curl-client.key", &cert.key_pem),
+    );
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&ca_file)
+        .arg("--cert")
+        .arg(&cert_file)
+        .arg("--key")
+        .arg(&key_file)
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .args(["-w", "\n%{http_code}"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(body) = post {
+        cmd.args([
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ]);
+    }
+    let out = cmd
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let code = code.trim().parse().unwrap_or(0);
+    (
+        code,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn a_front_proxy_certificate_vouches_for_the_user_in_its_headers() {
+    let c = Cluster::start();
+    let t = make_tenant();
+    let proxy_ca = Authority::new("front-proxy-ca").unwrap();
+    // The `--requestheader-*` flags the operator gives a tenant of type k8s.
+    let flags = "        - --requestheader-client-ca-file=/etc/kubernetes/pki/front-proxy-ca.crt
+        - --requestheader-allowed-names=front-proxy-client
+        - --requestheader-extra-headers-prefix=X-Remote-Extra-
+        - --requestheader-group-headers=X-Remote-Group
+        - --requestheader-username-headers=X-Remote-User
+";
+    let objects = tenant_objects(
+        "t8",
+        "t8.localtest.me",
+        &t.ca,
+        &["tls.crt", "tls.key", "ca.crt"],
+    )
+    .replace(
+        "        - --secure-port=9444\n",
+        &format!("        - --secure-port=9444\n{flags}"),
+    )
+    .replace(
+        "\ndata:\n",
+        &format!(
+            "\ndata:\n  front-proxy-ca.crt: {}\n",
+            STANDARD.encode(&proxy_ca.ca.cert_pem)
+        ),
+    );
+    c.apply(&objects, &[]);
+    c.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/kube-apiserver",
+        "-n",
+        "t8",
+        "--timeout=30s",
+    ]);
+    let host = "t8.localtest.me";
+    let whoami = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#;
+    let review = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+    let proxy = proxy_ca.client("front-proxy-client", &[]).unwrap();
+    let as_alice = [
+        "X-Remote-User: alice",
+        "X-Remote-Group: devs",
+        "X-Remote-Extra-Scopes: read",
+    ];
+    assert!(eventually(10, || {
+        curl_tenant(&c, host, &t.ca, &proxy, &as_alice, Some(whoami), review).0 == 201
+    }));
+    let (_, body) = curl_tenant(&c, host, &t.ca, &proxy, &as_alice, Some(whoami), review);
+    let info = &body["status"]["userInfo"];
+    assert_eq!(info["username"], "alice", "{body}");
+    assert_eq!(
+        info["groups"],
+        serde_json::json!(["devs", "system:authenticated"])
+    );
+    assert_eq!(info["extra"]["scopes"], serde_json::json!(["read"]));
+    // RBAC judges the user of the headers: alice may not list namespaces...
+    let (code, body) = curl_tenant(
+        &c,
+        host,
+        &t.ca,
+        &proxy,
+        &as_alice,
+        None,
+        "/api/v1/namespaces",
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "namespaces is forbidden: User \"alice\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+    );
+    // ...unless the proxy puts her in a group that may.
+    let admin_group = ["X-Remote-User: alice", "X-Remote-Group: system:masters"];
+    let (code, _) = curl_tenant(
+        &c,
+        host,
+        &t.ca,
+        &proxy,
+        &admin_group,
+        None,
+        "/api/v1/namespaces",
+    );
+    assert_eq!(code, 200);
+    // A certificate of the front-proxy CA whose CN is not allowed: 401.
+    let intruder = proxy_ca.client("intruder", &["system:masters"]).unwrap();
+    let (code, body) = curl_tenant(
+        &c,
+        host,
+        &t.ca,
+        &intruder,
+        &admin_group,
+        Some(whoami),
+        review,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(body["message"], "Unauthorized");
+    // The allowed proxy without a username header authenticates nobody: 401.
+    let (code, _) = curl_tenant(&c, host, &t.ca, &proxy, &[], Some(whoami), review);
+    assert_eq!(code, 401);
+    // Headers sent with an ordinary client certificate are ignored.
+    let (code, body) = curl_tenant(&c, host, &t.ca, &t.client, &as_alice, Some(whoami), review);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["status"]["userInfo"]["username"], "admin", "{body}");
+    assert!(body["status"]["userInfo"]["extra"].is_null(), "{body}");
+}

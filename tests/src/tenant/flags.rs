@@ -161,6 +161,24 @@ pub fn service_account_errors(issuer: Option<&str>, signing_key: Option<&str>) -
     }
 }
 
+/// The `--requestheader-*` lists (comma-separated, repeatable) besides the CA file.
+pub fn request_header(args: &[String]) -> crate::auth::RequestHeaderFlags {
+    let list = |name: &str| -> Vec<String> {
+        super::flags(args, &format!("requestheader-{name}"))
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    crate::auth::RequestHeaderFlags {
+        allowed_names: list("allowed-names"),
+        username_headers: list("username-headers"),
+        uid_headers: list("uid-headers"),
+        group_headers: list("group-headers"),
+        extra_prefixes: list("extra-headers-prefix"),
+    }
+}
+
 /// The SubjectPublicKeyInfo of every public key in a `--service-account-key-file`
 /// (public keys, certificates and private keys are all accepted upstream).
 pub fn public_keys(path: &str, pem_text: &str) -> Result<Vec<Vec<u8>>, String> {
