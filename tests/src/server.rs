@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error("state: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("service account signing key: {0}")]
+    ServiceAccountKey(String),
     #[error("state directory: {0}")]
     StateDir(#[source] std::io::Error),
 }
@@ -55,8 +57,8 @@ pub struct Builder {
     ingress_addr: SocketAddr,
     openshift_routes: bool,
     sim: crate::simulate::SimConfig,
-    /// A tenant kube-apiserver's issuer, signing key and trusted keys (SPKI DER).
-    service_accounts: Option<(String, Vec<u8>, Vec<Vec<u8>>)>,
+    /// A tenant kube-apiserver's issuer, signing key (PEM) and trusted keys (SPKI DER).
+    service_accounts: Option<(String, String, Vec<Vec<u8>>)>,
     /// A tenant kube-apiserver's `--requestheader-client-ca-file` (PEM) and flags.
     front_proxy: Option<(String, crate::auth::RequestHeaderFlags)>,
 }
@@ -124,14 +126,15 @@ impl Builder {
     }
 
     /// Sign and trust ServiceAccount tokens as a kube-apiserver with these
-    /// `--service-account-issuer`, signing key and key files (public keys as SPKI DER).
+    /// `--service-account-issuer`, signing key (PEM) and key files (public keys as
+    /// SPKI DER).
     pub fn service_accounts(
         mut self,
         issuer: &str,
-        signing: Vec<u8>,
+        signing_pem: &str,
         trusted: Vec<Vec<u8>>,
     ) -> Self {
-        self.service_accounts = Some((issuer.into(), signing, trusted));
+        self.service_accounts = Some((issuer.into(), signing_pem.into(), trusted));
         self
     }
 
@@ -214,7 +217,11 @@ impl Builder {
             }
         };
         let signer = match &self.service_accounts {
-            Some((issuer, signing, trusted)) => TokenSigner::for_keys(issuer, signing, trusted),
+            Some((issuer, signing_pem, trusted)) => {
+                let key = crate::auth::SigningKey::from_pem(signing_pem)
+                    .map_err(StartError::ServiceAccountKey)?;
+                TokenSigner::for_keys(issuer, key, trusted)
+            }
             None => TokenSigner::new(self.state_dir.as_deref()).map_err(StartError::StateDir)?,
         };
         let listen = |addr: SocketAddr| async move {

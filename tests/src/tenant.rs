@@ -273,8 +273,8 @@ fn given_cas(pod: &PodSpec, args: &[String]) -> Result<Option<(Authority, Author
     Ok(Some((server, client)))
 }
 
-/// Issuer, signing key and trusted keys (SPKI DER) of a tenant kube-apiserver.
-type ServiceAccountKeys = (String, Vec<u8>, Vec<Vec<u8>>);
+/// Issuer, signing key (PEM) and trusted keys (SPKI DER) of a tenant kube-apiserver.
+type ServiceAccountKeys = (String, String, Vec<Vec<u8>>);
 
 /// How a tenant kube-apiserver trusts tokens and front proxies.
 struct ApiserverAuth {
@@ -294,7 +294,8 @@ fn service_accounts(pod: &PodSpec, args: &[String]) -> Result<ServiceAccountKeys
     }
     let (issuer, signing_path) = (issuer.unwrap_or_default(), signing_path.unwrap_or_default());
     let what = "failed to parse service-account-issuer-key-file";
-    let signing = flags::signing_key(&signing_path, &read_file(pod, &signing_path, what)?)?;
+    let signing = read_file(pod, &signing_path, what)?;
+    flags::signing_key(&signing_path, &signing)?;
     let mut paths = flags(args, "service-account-key-file");
     if paths.is_empty() {
         paths.push(signing_path);
@@ -425,7 +426,7 @@ impl Inner {
             front_proxy,
         }) = auth
         {
-            builder = builder.service_accounts(&issuer, signing, trusted);
+            builder = builder.service_accounts(&issuer, &signing, trusted);
             if let Some((ca, flags)) = front_proxy {
                 builder = builder.front_proxy(&ca, flags);
             }

@@ -649,3 +649,115 @@ fn a_front_proxy_certificate_vouches_for_the_user_in_its_headers() {
     assert_eq!(body["status"]["userInfo"]["username"], "admin", "{body}");
     assert!(body["status"]["userInfo"]["extra"].is_null(), "{body}");
 }
+
+/// An ECDSA signature as JWTs carry it (r || s) in the DER form openssl reads.
+fn ecdsa_der(raw: &[u8]) -> Vec<u8> {
+    let int = |b: &[u8]| {
+        let b: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+        let mut out = vec![0x02];
+        let pad = b.first().is_none_or(|x| x & 0x80 != 0);
+        out.push((b.len() + usize::from(pad)) as u8);
+        if pad {
+            out.push(0);
+        }
+        out.extend(b);
+        out
+    };
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let body = [int(r), int(s)].concat();
+    [vec![0x30, body.len() as u8], body].concat()
+}
+
+#[test]
+fn a_tenant_token_is_a_jwt_that_openssl_verifies_with_the_service_account_key() {
+    let c = Cluster::start();
+    let t = make_tenant();
+    c.apply(
+        &tenant_objects(
+            "t9",
+            "t9.localtest.me",
+            &t.ca,
+            &["tls.crt", "tls.key", "ca.crt"],
+        ),
+        &[],
+    );
+    c.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/kube-apiserver",
+        "-n",
+        "t9",
+        "--timeout=30s",
+    ]);
+    let tenant = tenant_kubeconfig(&c, "t9", "t9.localtest.me", &t.ca, &t.client);
+    assert!(eventually(10, || c
+        .kubectl_as(&tenant, &["create", "serviceaccount", "bot"])
+        .status
+        .success()));
+    let out = c.kubectl_as(&tenant, &["create", "token", "bot"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let b64url = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .unwrap()
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    let header: serde_json::Value = serde_json::from_slice(&b64url(parts[0])).unwrap();
+    assert_eq!(header["alg"], "ES256", "{header}");
+    let claims: serde_json::Value = serde_json::from_slice(&b64url(parts[1])).unwrap();
+    assert_eq!(
+        claims["iss"],
+        "https://kubernetes.default.svc.cluster.local"
+    );
+    assert_eq!(claims["sub"], "system:serviceaccount:default:bot");
+
+    // The public half of the pod's --service-account-signing-key-file, by openssl.
+    let key = STANDARD
+        .decode(c.ok(&[
+            "get",
+            "secret",
+            "pki",
+            "-n",
+            "t9",
+            "-o",
+            "jsonpath={.data.sa\\.key}",
+        ]))
+        .unwrap();
+    let dir = c.dir.path();
+    std::fs::write(dir.join("sa.key"), key).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"])
+            .status
+            .success()
+    );
+    std::fs::write(dir.join("input"), format!("{}.{}", parts[0], parts[1])).unwrap();
+    std::fs::write(dir.join("sig"), ecdsa_der(&b64url(parts[2]))).unwrap();
+    let verify = [
+        "dgst",
+        "-sha256",
+        "-verify",
+        "sa.pub",
+        "-signature",
+        "sig",
+        "input",
+    ];
+    let out = run(&verify);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
+    // A changed claim breaks the signature.
+    let forged = format!("{}.{}", parts[0], parts[1].replacen("e", "f", 1));
+    std::fs::write(dir.join("input"), forged).unwrap();
+    assert!(!run(&verify).status.success());
+}

@@ -208,9 +208,12 @@ pub fn public_keys(path: &str, pem_text: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(keys)
 }
 
-/// The public half (SPKI DER) of a `--service-account-signing-key-file`.
+/// The public half (SPKI DER) of a `--service-account-signing-key-file`, which must
+/// be a key kube-apiserver signs with (ECDSA P-256/P-384 or RSA).
 pub fn signing_key(path: &str, pem_text: &str) -> Result<Vec<u8>, String> {
-    private_key_spki(pem_text).map_err(|()| {
+    let spki = private_key_spki(pem_text);
+    let usable = crate::auth::SigningKey::from_pem(pem_text).is_ok();
+    spki.ok().filter(|_| usable).ok_or_else(|| {
         format!(
             "Error: failed to parse service-account-issuer-key-file \"{path}\": data does not contain a valid RSA or ECDSA private key"
         )
