@@ -434,62 +434,50 @@ fn apparmor_selinux_proc_mount_and_sysctls_are_held_to_the_namespace_level() {
         "pod-security.kubernetes.io/enforce-version=v1.34",
     ]);
     let create = |yaml: &str| c.kubectl_as_with_stdin(&bot, &["create", "-f", "-"], yaml);
-    let forbidden = |name: &str, detail: &str| {
-        format!("pods \"{name}\" is forbidden: violates PodSecurity \"baseline:v1.34\": {detail}")
-    };
-    let apparmor = pod_yaml(
-        "apparmor",
-        "  annotations:\n    container.apparmor.security.beta.kubernetes.io/c: unconfined\n",
-        "",
-        "{appArmorProfile: {type: Unconfined}}",
-    );
-    let err = refused(&create(&apparmor));
-    assert!(
-        err.contains(&forbidden(
+    // Name, metadata lines, pod spec lines, container securityContext, detail.
+    let refusals = [
+        (
             "apparmor",
-            "forbidden AppArmor profiles (container \"c\" and annotation must not set AppArmor profile type to \"Unconfined\", \"container.apparmor.security.beta.kubernetes.io/c=\"unconfined\"\")"
-        )),
-        "{err}"
-    );
-    let selinux = pod_yaml(
-        "selinux",
-        "",
-        "  securityContext: {seLinuxOptions: {type: spc_t}}\n",
-        "{seLinuxOptions: {user: system_u}}",
-    );
-    let err = refused(&create(&selinux));
-    assert!(
-        err.contains(&forbidden(
+            "  annotations:\n    container.apparmor.security.beta.kubernetes.io/c: unconfined\n",
+            "",
+            "{appArmorProfile: {type: Unconfined}}",
+            "forbidden AppArmor profiles (container \"c\" and annotation must not set AppArmor profile type to \"Unconfined\", \"container.apparmor.security.beta.kubernetes.io/c=\"unconfined\"\")",
+        ),
+        (
             "selinux",
-            "seLinuxOptions (pod and container \"c\" set forbidden securityContext.seLinuxOptions: type \"spc_t\"; user may not be set)"
-        )),
-        "{err}"
-    );
-    let sysctls = pod_yaml(
-        "sysctls",
-        "",
-        "  securityContext:\n    sysctls: [{name: net.ipv4.tcp_syncookies, value: '1'}, {name: kernel.msgmax, value: '65536'}]\n",
-        "{}",
-    );
-    let err = refused(&create(&sysctls));
-    assert!(
-        err.contains(&forbidden("sysctls", "forbidden sysctls (kernel.msgmax)")),
-        "{err}"
-    );
-    // An unmasked /proc, even in the pod's own user namespace, is refused at v1.34...
+            "",
+            "  securityContext: {seLinuxOptions: {type: spc_t}}\n",
+            "{seLinuxOptions: {user: system_u}}",
+            "seLinuxOptions (pod and container \"c\" set forbidden securityContext.seLinuxOptions: type \"spc_t\"; user may not be set)",
+        ),
+        (
+            "sysctls",
+            "",
+            "  securityContext:\n    sysctls: [{name: net.ipv4.tcp_syncookies, value: '1'}, {name: kernel.msgmax, value: '65536'}]\n",
+            "{}",
+            "forbidden sysctls (kernel.msgmax)",
+        ),
+        // An unmasked /proc, even in the pod's own user namespace, at v1.34...
+        (
+            "unmasked",
+            "",
+            "  hostUsers: false\n",
+            "{procMount: Unmasked}",
+            "procMount (container \"c\" must not set securityContext.procMount to \"Unmasked\")",
+        ),
+    ];
+    for (name, metadata, spec, sc, detail) in refusals {
+        let err = refused(&create(&pod_yaml(name, metadata, spec, sc)));
+        let want = format!(
+            "pods \"{name}\" is forbidden: violates PodSecurity \"baseline:v1.34\": {detail}"
+        );
+        assert!(err.contains(&want), "{err}");
+    }
     let unmasked = pod_yaml(
         "unmasked",
         "",
         "  hostUsers: false\n",
         "{procMount: Unmasked}",
-    );
-    let err = refused(&create(&unmasked));
-    assert!(
-        err.contains(&forbidden(
-            "unmasked",
-            "procMount (container \"c\" must not set securityContext.procMount to \"Unmasked\")"
-        )),
-        "{err}"
     );
     // ...and allowed by baseline's latest rules, which relax it for user namespaces.
     c.ok(&[

@@ -151,6 +151,29 @@ current-context: t
     )
 }
 
+/// A tenant `name` served as `name.localtest.me`, its Secret holding every key file.
+fn tenant_objects_with_all_keys(name: &str, ca: &Authority) -> String {
+    tenant_objects(
+        name,
+        &format!("{name}.localtest.me"),
+        ca,
+        &["tls.crt", "tls.key", "ca.crt"],
+    )
+}
+
+/// Applies a tenant's objects and waits for its API server to be Available.
+fn start_tenant(c: &Cluster, ns: &str, objects: &str) {
+    c.apply(objects, &[]);
+    c.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/kube-apiserver",
+        "-n",
+        ns,
+        "--timeout=30s",
+    ]);
+}
+
 fn make_tenant() -> Tenant {
     let ca = Authority::new("t1-ca").unwrap();
     let client = ca.client("admin", &["system:masters"]).unwrap();
@@ -294,23 +317,7 @@ fn a_tenant_whose_secret_lacks_a_key_file_never_becomes_ready() {
 fn the_service_proxy_reaches_a_tenant_anonymously() {
     let c = Cluster::start();
     let t = make_tenant();
-    c.apply(
-        &tenant_objects(
-            "t4",
-            "t4.localtest.me",
-            &t.ca,
-            &["tls.crt", "tls.key", "ca.crt"],
-        ),
-        &[],
-    );
-    c.ok(&[
-        "wait",
-        "--for=condition=Available",
-        "deployment/kube-apiserver",
-        "-n",
-        "t4",
-        "--timeout=30s",
-    ]);
+    start_tenant(&c, "t4", &tenant_objects_with_all_keys("t4", &t.ca));
     assert!(eventually(10, || {
         c.kubectl(&[
             "get",
@@ -554,32 +561,19 @@ fn a_front_proxy_certificate_vouches_for_the_user_in_its_headers() {
         - --requestheader-group-headers=X-Remote-Group
         - --requestheader-username-headers=X-Remote-User
 ";
-    let objects = tenant_objects(
-        "t8",
-        "t8.localtest.me",
-        &t.ca,
-        &["tls.crt", "tls.key", "ca.crt"],
-    )
-    .replace(
-        "        - --secure-port=9444\n",
-        &format!("        - --secure-port=9444\n{flags}"),
-    )
-    .replace(
-        "\ndata:\n",
-        &format!(
-            "\ndata:\n  front-proxy-ca.crt: {}\n",
-            STANDARD.encode(&proxy_ca.ca.cert_pem)
-        ),
-    );
-    c.apply(&objects, &[]);
-    c.ok(&[
-        "wait",
-        "--for=condition=Available",
-        "deployment/kube-apiserver",
-        "-n",
-        "t8",
-        "--timeout=30s",
-    ]);
+    let objects = tenant_objects_with_all_keys("t8", &t.ca)
+        .replace(
+            "        - --secure-port=9444\n",
+            &format!("        - --secure-port=9444\n{flags}"),
+        )
+        .replace(
+            "\ndata:\n",
+            &format!(
+                "\ndata:\n  front-proxy-ca.crt: {}\n",
+                STANDARD.encode(&proxy_ca.ca.cert_pem)
+            ),
+        );
+    start_tenant(&c, "t8", &objects);
     let host = "t8.localtest.me";
     let whoami = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#;
     let review = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
@@ -672,23 +666,7 @@ fn ecdsa_der(raw: &[u8]) -> Vec<u8> {
 fn a_tenant_token_is_a_jwt_that_openssl_verifies_with_the_service_account_key() {
     let c = Cluster::start();
     let t = make_tenant();
-    c.apply(
-        &tenant_objects(
-            "t9",
-            "t9.localtest.me",
-            &t.ca,
-            &["tls.crt", "tls.key", "ca.crt"],
-        ),
-        &[],
-    );
-    c.ok(&[
-        "wait",
-        "--for=condition=Available",
-        "deployment/kube-apiserver",
-        "-n",
-        "t9",
-        "--timeout=30s",
-    ]);
+    start_tenant(&c, "t9", &tenant_objects_with_all_keys("t9", &t.ca));
     let tenant = tenant_kubeconfig(&c, "t9", "t9.localtest.me", &t.ca, &t.client);
     assert!(eventually(10, || c
         .kubectl_as(&tenant, &["create", "serviceaccount", "bot"])
