@@ -273,39 +273,11 @@ fn given_cas(pod: &PodSpec, args: &[String]) -> Result<Option<(Authority, Author
     Ok(Some((server, client)))
 }
 
-/// Issuer, signing key (PEM) and trusted keys (SPKI DER) of a tenant kube-apiserver.
-type ServiceAccountKeys = (String, String, Vec<Vec<u8>>);
-
 /// How a tenant kube-apiserver trusts tokens and front proxies.
 struct ApiserverAuth {
-    accounts: ServiceAccountKeys,
+    accounts: flags::ServiceAccountKeys,
     /// `--requestheader-client-ca-file` (PEM) and the other `--requestheader-*` flags.
     front_proxy: Option<(String, crate::auth::RequestHeaderFlags)>,
-}
-
-/// The service-account flags of kube-apiserver: `--service-account-issuer` and
-/// `--service-account-signing-key-file` required, `--service-account-key-file`
-/// (repeatable; the signing key when absent) listing the keys whose tokens it trusts.
-fn service_accounts(pod: &PodSpec, args: &[String]) -> Result<ServiceAccountKeys, String> {
-    let issuer = flag(args, "service-account-issuer");
-    let signing_path = flag(args, "service-account-signing-key-file");
-    if let Some(e) = flags::service_account_errors(issuer.as_deref(), signing_path.as_deref()) {
-        return Err(e);
-    }
-    let (issuer, signing_path) = (issuer.unwrap_or_default(), signing_path.unwrap_or_default());
-    let what = "failed to parse service-account-issuer-key-file";
-    let signing = read_file(pod, &signing_path, what)?;
-    flags::signing_key(&signing_path, &signing)?;
-    let mut paths = flags(args, "service-account-key-file");
-    if paths.is_empty() {
-        paths.push(signing_path);
-    }
-    let mut trusted = Vec::new();
-    for path in paths {
-        let text = read_file(pod, &path, "failed to parse key file")?;
-        trusted.extend(flags::public_keys(&path, &text)?);
-    }
-    Ok((issuer, signing, trusted))
 }
 
 /// Runs tenant API servers for the pods that are API servers.
@@ -469,7 +441,7 @@ impl Inner {
             None => None,
         };
         let auth = ApiserverAuth {
-            accounts: service_accounts(pod, args)?,
+            accounts: flags::service_accounts(pod, args)?,
             front_proxy,
         };
         // kine runs beside the API server; its endpoint names the database.

@@ -5,6 +5,8 @@
 
 use x509_parser::pem::Pem;
 
+use crate::runtime::PodSpec;
+
 /// Every flag of kube-apiserver that a tenant's command line is likely to carry;
 /// whole families (`--audit-*`, `--oidc-*`, `--etcd-*`, ...) are accepted by prefix.
 const KNOWN: &[&str] = &[
@@ -159,6 +161,34 @@ pub fn service_account_errors(issuer: Option<&str>, signing_key: Option<&str>) -
         [one] => Some(format!("Error: {one}")),
         many => Some(format!("Error: [{}]", many.join(", "))),
     }
+}
+
+/// Issuer, signing key (PEM) and trusted keys (SPKI DER) of a tenant kube-apiserver.
+pub type ServiceAccountKeys = (String, String, Vec<Vec<u8>>);
+
+/// The service-account flags of kube-apiserver: `--service-account-issuer` and
+/// `--service-account-signing-key-file` required, `--service-account-key-file`
+/// (repeatable; the signing key when absent) listing the keys whose tokens it trusts.
+pub fn service_accounts(pod: &PodSpec, args: &[String]) -> Result<ServiceAccountKeys, String> {
+    let issuer = super::flag(args, "service-account-issuer");
+    let signing_path = super::flag(args, "service-account-signing-key-file");
+    if let Some(e) = service_account_errors(issuer.as_deref(), signing_path.as_deref()) {
+        return Err(e);
+    }
+    let (issuer, signing_path) = (issuer.unwrap_or_default(), signing_path.unwrap_or_default());
+    let what = "failed to parse service-account-issuer-key-file";
+    let signing = super::read_file(pod, &signing_path, what)?;
+    signing_key(&signing_path, &signing)?;
+    let mut paths = super::flags(args, "service-account-key-file");
+    if paths.is_empty() {
+        paths.push(signing_path);
+    }
+    let mut trusted = Vec::new();
+    for path in paths {
+        let text = super::read_file(pod, &path, "failed to parse key file")?;
+        trusted.extend(public_keys(&path, &text)?);
+    }
+    Ok((issuer, signing, trusted))
 }
 
 /// The `--requestheader-*` lists (comma-separated, repeatable) besides the CA file.
