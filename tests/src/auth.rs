@@ -1,22 +1,32 @@
 //! Authentication: who is asking. Client certificates signed by the server's
 //! CA (CN is the user, O the groups) and ServiceAccount bearer tokens, which
-//! are HS256 JWTs signed with a key only this server holds: minted by the
+//! are JWTs signed as kube-apiserver signs them ([`jwt`]: ES256/ES384/RS256
+//! with a private key, verified with public keys): minted by the
 //! TokenRequest subresource (with an expiry) or written into
 //! `kubernetes.io/service-account-token` Secrets (valid while the Secret is).
+//! Tenant kube-apiservers with a front-proxy CA also take the user from request
+//! headers ([`requestheader`]).
 
+mod jwt;
+mod requestheader;
+
+pub use jwt::{SigningKey, VerifyingKey};
+pub use requestheader::{PeerCert, RequestHeader, RequestHeaderFlags};
+
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use aws_lc_rs::hmac;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use serde_json::{Value, json};
 
 /// An authenticated user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct User {
     pub name: String,
     pub groups: Vec<String>,
+    /// Set by a front proxy's uid header only.
+    pub uid: Option<String>,
+    /// Set by a front proxy's extra headers only.
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 impl User {
@@ -33,6 +43,7 @@ impl User {
                 format!("system:serviceaccounts:{namespace}"),
                 "system:authenticated".into(),
             ],
+            ..Self::default()
         }
     }
 
@@ -50,7 +61,11 @@ impl User {
             .filter_map(|o| o.as_str().ok().map(String::from))
             .collect();
         groups.push("system:authenticated".into());
-        Some(Self { name, groups })
+        Some(Self {
+            name,
+            groups,
+            ..Self::default()
+        })
     }
 }
 
@@ -68,10 +83,10 @@ pub struct Claims {
 
 /// Signs and verifies ServiceAccount tokens.
 pub struct TokenSigner {
-    key: hmac::Key,
+    key: SigningKey,
     /// Keys whose tokens are accepted (the signing key among them, unless a tenant's
     /// `--service-account-key-file` leaves it out).
-    trusted: Vec<hmac::Key>,
+    trusted: Vec<VerifyingKey>,
     issuer: String,
 }
 
@@ -84,57 +99,49 @@ impl std::fmt::Debug for TokenSigner {
 }
 
 impl TokenSigner {
-    /// A signer with the key kept in `dir` (so tokens survive a restart),
-    /// or a fresh key when there is no state directory.
+    /// A signer with an ECDSA P-256 key kept in `dir` (so tokens survive a restart),
+    /// or a fresh key when there is no state directory. A key file this code cannot
+    /// read (an older testenv's HMAC secret) is replaced.
     pub fn new(dir: Option<&Path>) -> std::io::Result<Self> {
-        let mut secret = [0u8; 32];
-        match dir {
-            Some(dir) => {
-                let path = dir.join("token-signing.key");
-                match std::fs::read(&path) {
-                    Ok(bytes) if bytes.len() == 32 => secret.copy_from_slice(&bytes),
-                    _ => {
-                        rand::rng().fill_bytes(&mut secret);
-                        use std::io::Write;
-                        use std::os::unix::fs::OpenOptionsExt;
-                        let mut f = std::fs::OpenOptions::new()
-                            .write(true)
-                            .create(true)
-                            .truncate(true)
-                            .mode(0o600)
-                            .open(&path)?;
-                        f.write_all(&secret)?;
-                        f.sync_all()?;
-                    }
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let path = dir.map(|d| d.join("token-signing.key"));
+        let kept = path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|pem| SigningKey::from_pem(&pem).ok());
+        let key = match kept {
+            Some(key) => key,
+            None => {
+                let (key, pem) = SigningKey::generate().map_err(invalid)?;
+                if let Some(p) = &path {
+                    crate::kubeconfig::write_private(p, &pem)?;
                 }
+                key
             }
-            None => rand::rng().fill_bytes(&mut secret),
-        }
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
+        };
         Ok(Self {
-            trusted: vec![key.clone()],
+            trusted: vec![key.verifying_key()],
             key,
             issuer: DEFAULT_ISSUER.into(),
         })
     }
 
-    /// A tenant kube-apiserver's signer: tokens name `issuer` and are signed with the
-    /// key of `--service-account-signing-key-file`, and are accepted when signed with
-    /// a key of `--service-account-key-file`. Each key stands in as the HMAC secret
-    /// derived from its public half (SPKI DER): two servers share trust exactly when
-    /// they share keys, as RS256/ES256 tokens would, without testenv doing public-key
-    /// JWTs.
-    pub fn for_keys(issuer: &str, signing_spki: &[u8], trusted_spkis: &[Vec<u8>]) -> Self {
-        let derive = |spki: &[u8]| hmac::Key::new(hmac::HMAC_SHA256, spki);
+    /// A tenant kube-apiserver's signer: tokens name `issuer` and are signed with
+    /// `signing` (from `--service-account-signing-key-file`), and are accepted when
+    /// signed with a key of `--service-account-key-file` (SPKI DER; keys of a type
+    /// kube-apiserver does not take are ignored).
+    pub fn for_keys(issuer: &str, signing: SigningKey, trusted_spkis: &[Vec<u8>]) -> Self {
         Self {
-            key: derive(signing_spki),
-            trusted: trusted_spkis.iter().map(|k| derive(k)).collect(),
+            key: signing,
+            trusted: trusted_spkis
+                .iter()
+                .filter_map(|k| VerifyingKey::from_spki(k))
+                .collect(),
             issuer: issuer.into(),
         }
     }
 
     pub fn mint(&self, claims: &Claims) -> String {
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let mut body = json!({
             "iss": self.issuer,
             "sub": format!("system:serviceaccount:{}:{}", claims.namespace, claims.service_account),
@@ -149,23 +156,16 @@ impl TokenSigner {
         if let Some(secret) = &claims.secret {
             body["kubernetes.io"]["secret"] = json!({"name": secret});
         }
-        let payload = URL_SAFE_NO_PAD.encode(body.to_string());
-        let signing_input = format!("{header}.{payload}");
-        let tag = hmac::sign(&self.key, signing_input.as_bytes());
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        // Signing with a key that parsed cannot fail short of a broken library;
+        // an empty token is then refused like any invalid one.
+        self.key.sign(&body.to_string()).unwrap_or_default()
     }
 
     /// The claims of a token this server signed; `None` for anything else.
     /// Expiry and the existence of the account are the caller's to check.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        let (signing_input, sig) = token.rsplit_once('.')?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        let input = signing_input.as_bytes();
-        self.trusted
-            .iter()
-            .find(|key| hmac::verify(key, input, &sig).is_ok())?;
-        let (_, payload) = signing_input.split_once('.')?;
-        let body: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let payload = jwt::verify(token, &self.trusted)?;
+        let body: Value = serde_json::from_slice(&payload).ok()?;
         if body["iss"] != self.issuer.as_str() {
             return None;
         }
@@ -186,6 +186,8 @@ impl TokenSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[test]
     fn tokens_verify_only_with_our_key() {
@@ -202,25 +204,35 @@ mod tests {
         let other = TokenSigner::new(None).unwrap();
         assert_eq!(other.verify(&token), None);
         // A tenant's keys: trusted only where its public key is listed.
-        let (a, b) = (vec![1u8, 2, 3], vec![4u8, 5, 6]);
-        let tenant = TokenSigner::for_keys("https://t", &a, std::slice::from_ref(&a));
+        use rcgen::PublicKeyData;
+        let ec = rcgen::KeyPair::generate().unwrap();
+        let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let signing = |k: &rcgen::KeyPair| SigningKey::from_pem(&k.serialize_pem()).unwrap();
+        let (a, b) = (ec.subject_public_key_info(), rsa.subject_public_key_info());
+        let tenant = TokenSigner::for_keys("https://t", signing(&ec), std::slice::from_ref(&a));
         let token_a = tenant.mint(&claims);
+        assert!(token_a.starts_with(&URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","#)));
         assert!(tenant.verify(&token_a).is_some());
+        let by_rsa = TokenSigner::for_keys("https://t", signing(&rsa), &[b.clone(), a.clone()]);
+        assert!(by_rsa.verify(&token_a).is_some());
+        let token_b = by_rsa.mint(&claims);
+        assert!(token_b.starts_with(&URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","#)));
+        assert_eq!(by_rsa.verify(&token_b), Some(claims.clone()));
+        assert!(tenant.verify(&token_b).is_none());
         assert!(
-            TokenSigner::for_keys("https://t", &b, &[b.clone(), a.clone()])
-                .verify(&token_a)
-                .is_some()
-        );
-        assert!(
-            TokenSigner::for_keys("https://t", &a, std::slice::from_ref(&b))
-                .verify(&token_a)
-                .is_none()
-        );
-        assert!(
-            TokenSigner::for_keys("https://other", &a, std::slice::from_ref(&a))
+            TokenSigner::for_keys("https://t", signing(&ec), std::slice::from_ref(&b))
                 .verify(&token_a)
                 .is_none()
         );
+        assert!(
+            TokenSigner::for_keys("https://other", signing(&ec), std::slice::from_ref(&a))
+                .verify(&token_a)
+                .is_none()
+        );
+        // A token claiming another algorithm than its key's is refused.
+        let (_, rest) = token_a.split_once('.').unwrap();
+        let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#));
+        assert!(tenant.verify(&forged).is_none());
         let mut tampered = token.clone();
         tampered.insert(tampered.len() / 2, 'x');
         assert_eq!(signer.verify(&tampered), None);

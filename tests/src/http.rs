@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, Api, MAX_BODY, Params, Target};
-use crate::auth::{TokenSigner, User};
+use crate::auth::{PeerCert, RequestHeader, TokenSigner, User};
 use crate::discovery;
 use crate::rbac::{self, Attributes};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -42,6 +42,9 @@ pub struct AppState {
     pub min_token_seconds: i64,
     /// The simulated network, for the service proxy (hosting clusters only).
     pub network: Option<Arc<crate::ingress::Network>>,
+    /// The front-proxy authenticator of a tenant kube-apiserver with
+    /// `--requestheader-client-ca-file`.
+    pub request_header: Option<Arc<RequestHeader>>,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -90,16 +93,24 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state:
                     }
                     Err(_) => return,
                 };
-            let cert_user = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(|c| User::from_certificate(c.as_ref()));
+            let peer_cert = match tls.get_ref().1.peer_certificates() {
+                Some(chain) => match &state.request_header {
+                    Some(rh) => rh.peer(chain),
+                    // Verified against the client CA during the handshake.
+                    None => PeerCert {
+                        user: chain
+                            .first()
+                            .and_then(|c| User::from_certificate(c.as_ref())),
+                        front_proxy: false,
+                        presented: true,
+                    },
+                },
+                None => PeerCert::default(),
+            };
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                let cert_user = cert_user.clone();
-                async move { Ok::<_, Infallible>(handle(state, cert_user, req).await) }
+                let peer_cert = peer_cert.clone();
+                async move { Ok::<_, Infallible>(handle(state, peer_cert, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
@@ -281,15 +292,11 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
     Ok(buf.freeze())
 }
 
-async fn handle(
-    state: Arc<AppState>,
-    cert_user: Option<User>,
-    req: Request<Incoming>,
-) -> Response<Body> {
+async fn handle(state: Arc<AppState>, peer: PeerCert, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let params = Params::parse(req.uri().query().unwrap_or_default());
     let route = route(&path);
-    let user = match authenticate(&state, cert_user, header(&req, "authorization")) {
+    let user = match authenticate(&state, peer, header(&req, "authorization"), req.headers()) {
         Ok(u) => u,
         Err(e) => return error_response(&e),
     };

@@ -2,8 +2,13 @@
 //! the `pod-security.kubernetes.io/*` namespace labels, the baseline and restricted
 //! checks in upstream's order with its reasons and details, pods refused at the
 //! enforce level and pod templates of workloads answered with warnings. Pure: objects
-//! come in as JSON. Checks not modelled here (AppArmor, SELinux, procMount, sysctls,
-//! Windows host process, probe hosts) allow everything.
+//! come in as JSON. The checks live in [`baseline`] and [`restricted`]; a policy
+//! version selects the rules of that version (`latest`: the newest modelled, v1.37).
+//! `audit` is parsed but has no effect: testenv keeps no audit log, where upstream
+//! records `pod-security.kubernetes.io/audit-violations`.
+
+mod baseline;
+mod restricted;
 
 use serde_json::Value;
 
@@ -36,12 +41,21 @@ impl Level {
     }
 }
 
-/// A level at a version (`baseline:latest`, `restricted:v1.30`). The checks modelled
-/// here are the same at every version since v1.25, so the version only shows in texts.
+/// A level at a version (`baseline:latest`, `restricted:v1.30`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LevelVersion {
     pub level: Level,
     pub version: String,
+}
+
+impl LevelVersion {
+    /// The policy's minor version; `latest` is newer than any.
+    fn minor(&self) -> u32 {
+        self.version
+            .strip_prefix("v1.")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(u32::MAX)
+    }
 }
 
 impl std::fmt::Display for LevelVersion {
@@ -158,39 +172,57 @@ pub fn significant_pod_update(new: &Value, old: &Value) -> bool {
     })
 }
 
-/// The `ForbiddenDetail` of every failed check at `level`, joined as upstream does
+/// The `ForbiddenDetail` of every failed check at `lv`, joined as upstream does
 /// (`privileged (container "x" must not set ...), hostPath volumes (volume "y")`);
 /// None when the pod passes.
-pub fn evaluate(level: Level, metadata: &Value, spec: &Value) -> Option<String> {
-    if level == Level::Privileged {
+pub fn evaluate(lv: &LevelVersion, metadata: &Value, spec: &Value) -> Option<String> {
+    use baseline::*;
+    use restricted::*;
+    if lv.level == Level::Privileged {
         return None;
     }
-    // Baseline checks, then restricted ones, each group sorted by check ID; restricted
-    // replaces the baseline capabilities, hostPath and seccomp checks with its own.
-    let checks: &[Check] = match level {
-        Level::Restricted => &[
-            host_namespaces,
-            host_ports,
-            privileged,
-            allow_privilege_escalation,
-            capabilities_restricted,
-            restricted_volumes,
+    let pod = Pod {
+        metadata,
+        spec,
+        minor: lv.minor(),
+    };
+    // Baseline checks sorted by check ID; restricted runs the baseline ones it does
+    // not override (capabilities, hostPath, seccomp and, from v1.35, procMount),
+    // then its own, sorted by ID.
+    let strict = lv.level == Level::Restricted;
+    let strict_proc_mount = strict && pod.minor >= 35;
+    let mut checks: Vec<Check> = vec![app_armor];
+    if !strict {
+        checks.push(capabilities_baseline);
+    }
+    checks.push(host_namespaces);
+    if !strict {
+        checks.push(host_path_volumes);
+    }
+    checks.extend([host_ports as Check, host_probes, privileged]);
+    if !strict_proc_mount {
+        checks.push(proc_mount_baseline);
+    }
+    checks.push(selinux);
+    if !strict {
+        checks.push(seccomp_baseline);
+    }
+    checks.extend([sysctls as Check, windows_host_process]);
+    if strict {
+        checks.extend([allow_privilege_escalation as Check, capabilities_restricted]);
+        if strict_proc_mount {
+            checks.push(proc_mount);
+        }
+        checks.extend([
+            restricted_volumes as Check,
             run_as_non_root,
             run_as_user,
             seccomp_restricted,
-        ],
-        _ => &[
-            capabilities_baseline,
-            host_namespaces,
-            host_path_volumes,
-            host_ports,
-            privileged,
-            seccomp_baseline,
-        ],
-    };
+        ]);
+    }
     let failures: Vec<String> = checks
         .iter()
-        .filter_map(|check| check(metadata, spec))
+        .filter_map(|check| check(&pod))
         .map(|(reason, detail)| {
             if detail.is_empty() {
                 reason.to_string()
@@ -214,14 +246,14 @@ pub struct Verdict {
 /// `would violate PodSecurity ...`, not added to a request refused anyway).
 pub fn admit(policy: &Policy, metadata: &Value, spec: &Value, is_pod: bool) -> Verdict {
     let mut verdict = Verdict::default();
-    if is_pod && let Some(detail) = evaluate(policy.enforce.level, metadata, spec) {
+    if is_pod && let Some(detail) = evaluate(&policy.enforce, metadata, spec) {
         verdict.forbidden = Some(format!(
             "violates PodSecurity \"{}\": {detail}",
             policy.enforce
         ));
         return verdict;
     }
-    if let Some(detail) = evaluate(policy.warn.level, metadata, spec) {
+    if let Some(detail) = evaluate(&policy.warn, metadata, spec) {
         verdict.warnings.push(format!(
             "would violate PodSecurity \"{}\": {detail}",
             policy.warn
@@ -230,36 +262,46 @@ pub fn admit(policy: &Policy, metadata: &Value, spec: &Value, is_pod: bool) -> V
     verdict
 }
 
-type Check = fn(&Value, &Value) -> Option<(&'static str, String)>;
+/// What Pod Security looks at, and the policy version (`u32::MAX` for `latest`).
+pub(crate) struct Pod<'a> {
+    pub metadata: &'a Value,
+    pub spec: &'a Value,
+    pub minor: u32,
+}
 
-fn list(v: &Value) -> &[Value] {
+/// A failed check: its `ForbiddenReason` and `ForbiddenDetail`.
+type Finding = Option<(&'static str, String)>;
+
+type Check = fn(&Pod) -> Finding;
+
+pub(crate) fn list(v: &Value) -> &[Value] {
     v.as_array().map_or(&[], Vec::as_slice)
 }
 
 /// Init, regular and ephemeral containers, in the order upstream visits them.
-fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
+pub(crate) fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
     ["initContainers", "containers", "ephemeralContainers"]
         .into_iter()
         .flat_map(move |k| list(&spec[k]))
 }
 
-fn name(c: &Value) -> String {
+pub(crate) fn name(c: &Value) -> String {
     c["name"].as_str().unwrap_or_default().to_string()
 }
 
-fn join_quote(items: &[String]) -> String {
+pub(crate) fn join_quote(items: &[String]) -> String {
     match items {
         [] => String::new(),
         _ => format!("\"{}\"", items.join("\", \"")),
     }
 }
 
-fn plural(singular: &'static str, many: &'static str, n: usize) -> &'static str {
+pub(crate) fn plural(singular: &'static str, many: &'static str, n: usize) -> &'static str {
     if n == 1 { singular } else { many }
 }
 
 /// `container "a"` / `containers "a", "b"`.
-fn containers_named(names: &[String]) -> String {
+pub(crate) fn containers_named(names: &[String]) -> String {
     format!(
         "{} {}",
         plural("container", "containers", names.len()),
@@ -267,385 +309,31 @@ fn containers_named(names: &[String]) -> String {
     )
 }
 
-fn sorted_unique(mut v: Vec<String>) -> Vec<String> {
+pub(crate) fn sorted_unique(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v.dedup();
     v
 }
 
-fn is_windows(spec: &Value) -> bool {
+pub(crate) fn is_windows(spec: &Value) -> bool {
     spec["os"]["name"] == "windows"
 }
 
-fn user_namespaced(spec: &Value) -> bool {
+pub(crate) fn user_namespaced(spec: &Value) -> bool {
     spec["hostUsers"] == Value::Bool(false)
-}
-
-const DEFAULT_CAPABILITIES: [&str; 13] = [
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
-
-fn added_capabilities(c: &Value) -> Vec<String> {
-    list(&c["securityContext"]["capabilities"]["add"])
-        .iter()
-        .filter_map(|v| v.as_str().map(String::from))
-        .collect()
-}
-
-fn capabilities_baseline(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    let (mut bad, mut caps) = (Vec::new(), Vec::new());
-    for c in containers(spec) {
-        let extra: Vec<String> = added_capabilities(c)
-            .into_iter()
-            .filter(|cap| !DEFAULT_CAPABILITIES.contains(&cap.as_str()))
-            .collect();
-        if !extra.is_empty() {
-            bad.push(name(c));
-            caps.extend(extra);
-        }
-    }
-    (!bad.is_empty()).then(|| {
-        let detail = format!(
-            "{} must not include {} in securityContext.capabilities.add",
-            containers_named(&bad),
-            join_quote(&sorted_unique(caps))
-        );
-        ("non-default capabilities", detail)
-    })
-}
-
-fn host_namespaces(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    let used: Vec<&str> = [
-        ("hostNetwork", "hostNetwork=true"),
-        ("hostPID", "hostPID=true"),
-        ("hostIPC", "hostIPC=true"),
-    ]
-    .into_iter()
-    .filter(|(key, _)| spec[*key] == Value::Bool(true))
-    .map(|(_, text)| text)
-    .collect();
-    (!used.is_empty()).then(|| ("host namespaces", used.join(", ")))
-}
-
-fn host_path_volumes(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    let names: Vec<String> = list(&spec["volumes"])
-        .iter()
-        .filter(|v| v.get("hostPath").is_some_and(|h| !h.is_null()))
-        .map(name)
-        .collect();
-    (!names.is_empty()).then(|| {
-        let detail = format!(
-            "{} {}",
-            plural("volume", "volumes", names.len()),
-            join_quote(&names)
-        );
-        ("hostPath volumes", detail)
-    })
-}
-
-fn host_ports(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    let (mut bad, mut ports) = (Vec::new(), Vec::new());
-    for c in containers(spec) {
-        let used: Vec<i64> = list(&c["ports"])
-            .iter()
-            .filter_map(|p| p["hostPort"].as_i64())
-            .filter(|p| *p != 0)
-            .collect();
-        if !used.is_empty() {
-            bad.push(name(c));
-            ports.extend(used.iter().map(i64::to_string));
-        }
-    }
-    (!bad.is_empty()).then(|| {
-        // A set of strings: sorted as text, as upstream's sets.String does.
-        let ports = sorted_unique(ports);
-        let detail = format!(
-            "{} {} {} {}",
-            containers_named(&bad),
-            plural("uses", "use", bad.len()),
-            plural("hostPort", "hostPorts", ports.len()),
-            ports.join(", ")
-        );
-        ("hostPort", detail)
-    })
-}
-
-fn privileged(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    let bad: Vec<String> = containers(spec)
-        .filter(|c| c["securityContext"]["privileged"] == Value::Bool(true))
-        .map(name)
-        .collect();
-    (!bad.is_empty()).then(|| {
-        let detail = format!(
-            "{} must not set securityContext.privileged=true",
-            containers_named(&bad)
-        );
-        ("privileged", detail)
-    })
-}
-
-fn seccomp_type(holder: &Value) -> Option<&str> {
-    holder["securityContext"]["seccompProfile"]["type"].as_str()
-}
-
-fn valid_seccomp(t: &str) -> bool {
-    matches!(t, "RuntimeDefault" | "Localhost")
-}
-
-/// The seccomp check of both levels: baseline refuses only `Unconfined`; restricted
-/// also requires a profile on the pod or on every container.
-fn seccomp(spec: &Value, restricted: bool) -> Option<(&'static str, String)> {
-    let bad_type = |t: &str| {
-        if restricted {
-            !valid_seccomp(t)
-        } else {
-            t == "Unconfined"
-        }
-    };
-    let (mut setters, mut values) = (Vec::new(), Vec::new());
-    let pod_type = seccomp_type(spec);
-    let pod_set = pod_type.is_some_and(valid_seccomp);
-    if let Some(t) = pod_type.filter(|t| bad_type(t)) {
-        setters.push("pod".to_string());
-        values.push(t.to_string());
-    }
-    let (mut explicit, mut implicit) = (Vec::new(), Vec::new());
-    for c in containers(spec) {
-        match seccomp_type(c) {
-            Some(t) if bad_type(t) => {
-                explicit.push(name(c));
-                values.push(t.to_string());
-            }
-            Some(_) => {}
-            None if !pod_set => implicit.push(name(c)),
-            None => {}
-        }
-    }
-    if !explicit.is_empty() {
-        setters.push(containers_named(&explicit));
-    }
-    if !setters.is_empty() {
-        let detail = format!(
-            "{} must not set securityContext.seccompProfile.type to {}",
-            setters.join(" and "),
-            join_quote(&sorted_unique(values))
-        );
-        return Some(("seccompProfile", detail));
-    }
-    (restricted && !implicit.is_empty()).then(|| {
-        let detail = format!(
-            "pod or {} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\"",
-            containers_named(&implicit)
-        );
-        ("seccompProfile", detail)
-    })
-}
-
-fn seccomp_baseline(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    seccomp(spec, false)
-}
-
-fn seccomp_restricted(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    if is_windows(spec) {
-        return None;
-    }
-    seccomp(spec, true)
-}
-
-fn allow_privilege_escalation(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    if is_windows(spec) {
-        return None;
-    }
-    let bad: Vec<String> = containers(spec)
-        .filter(|c| c["securityContext"]["allowPrivilegeEscalation"] != Value::Bool(false))
-        .map(name)
-        .collect();
-    (!bad.is_empty()).then(|| {
-        let detail = format!(
-            "{} must set securityContext.allowPrivilegeEscalation=false",
-            containers_named(&bad)
-        );
-        ("allowPrivilegeEscalation != false", detail)
-    })
-}
-
-fn capabilities_restricted(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    if is_windows(spec) {
-        return None;
-    }
-    let (mut no_drop, mut adding, mut caps) = (Vec::new(), Vec::new(), Vec::new());
-    for c in containers(spec) {
-        let capabilities = &c["securityContext"]["capabilities"];
-        let drops_all = list(&capabilities["drop"]).iter().any(|d| d == "ALL");
-        if capabilities.is_null() || !drops_all {
-            no_drop.push(name(c));
-        }
-        let extra: Vec<String> = added_capabilities(c)
-            .into_iter()
-            .filter(|cap| cap != "NET_BIND_SERVICE")
-            .collect();
-        if !extra.is_empty() {
-            adding.push(name(c));
-            caps.extend(extra);
-        }
-    }
-    let mut details = Vec::new();
-    if !no_drop.is_empty() {
-        details.push(format!(
-            "{} must set securityContext.capabilities.drop=[\"ALL\"]",
-            containers_named(&no_drop)
-        ));
-    }
-    if !adding.is_empty() {
-        details.push(format!(
-            "{} must not include {} in securityContext.capabilities.add",
-            containers_named(&adding),
-            join_quote(&sorted_unique(caps))
-        ));
-    }
-    (!details.is_empty()).then(|| ("unrestricted capabilities", details.join("; ")))
-}
-
-const ALLOWED_VOLUME_SOURCES: [&str; 9] = [
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "image",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-];
-
-const KNOWN_VOLUME_SOURCES: [&str; 21] = [
-    "hostPath",
-    "gcePersistentDisk",
-    "awsElasticBlockStore",
-    "gitRepo",
-    "nfs",
-    "iscsi",
-    "glusterfs",
-    "rbd",
-    "flexVolume",
-    "cinder",
-    "cephfs",
-    "flocker",
-    "fc",
-    "azureFile",
-    "vsphereVolume",
-    "quobyte",
-    "azureDisk",
-    "photonPersistentDisk",
-    "portworxVolume",
-    "scaleIO",
-    "storageos",
-];
-
-fn restricted_volumes(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    let (mut bad, mut types) = (Vec::new(), Vec::new());
-    for v in list(&spec["volumes"]) {
-        let has = |k: &str| v.get(k).is_some_and(|s| !s.is_null());
-        if ALLOWED_VOLUME_SOURCES.iter().any(|&k| has(k)) {
-            continue;
-        }
-        bad.push(name(v));
-        let kind = KNOWN_VOLUME_SOURCES.iter().copied().find(|&k| has(k));
-        types.push(kind.unwrap_or("unknown").to_string());
-    }
-    (!bad.is_empty()).then(|| {
-        let types = sorted_unique(types);
-        let detail = format!(
-            "{} {} {} {} {}",
-            plural("volume", "volumes", bad.len()),
-            join_quote(&bad),
-            plural("uses", "use", bad.len()),
-            plural(
-                "restricted volume type",
-                "restricted volume types",
-                types.len()
-            ),
-            join_quote(&types)
-        );
-        ("restricted volume types", detail)
-    })
-}
-
-fn run_as_non_root(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    if user_namespaced(spec) {
-        return None;
-    }
-    let mut setters = Vec::new();
-    let pod = &spec["securityContext"]["runAsNonRoot"];
-    if *pod == Value::Bool(false) {
-        setters.push("pod".to_string());
-    }
-    let pod_non_root = *pod == Value::Bool(true);
-    let (mut explicit, mut implicit) = (Vec::new(), Vec::new());
-    for c in containers(spec) {
-        match c["securityContext"]["runAsNonRoot"].as_bool() {
-            Some(false) => explicit.push(name(c)),
-            Some(true) => {}
-            None if !pod_non_root => implicit.push(name(c)),
-            None => {}
-        }
-    }
-    if !explicit.is_empty() {
-        setters.push(containers_named(&explicit));
-    }
-    if !setters.is_empty() {
-        let detail = format!(
-            "{} must not set securityContext.runAsNonRoot=false",
-            setters.join(" and ")
-        );
-        return Some(("runAsNonRoot != true", detail));
-    }
-    (!implicit.is_empty()).then(|| {
-        let detail = format!(
-            "pod or {} must set securityContext.runAsNonRoot=true",
-            containers_named(&implicit)
-        );
-        ("runAsNonRoot != true", detail)
-    })
-}
-
-fn run_as_user(_: &Value, spec: &Value) -> Option<(&'static str, String)> {
-    if user_namespaced(spec) {
-        return None;
-    }
-    let mut setters = Vec::new();
-    if spec["securityContext"]["runAsUser"].as_i64() == Some(0) {
-        setters.push("pod".to_string());
-    }
-    let bad: Vec<String> = containers(spec)
-        .filter(|c| c["securityContext"]["runAsUser"].as_i64() == Some(0))
-        .map(name)
-        .collect();
-    if !bad.is_empty() {
-        setters.push(containers_named(&bad));
-    }
-    (!setters.is_empty()).then(|| {
-        let detail = format!("{} must not set runAsUser=0", setters.join(" and "));
-        ("runAsUser=0", detail)
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn latest(level: Level) -> LevelVersion {
+        LevelVersion {
+            level,
+            version: "latest".into(),
+        }
+    }
 
     fn ns(labels: Value) -> Value {
         json!({"metadata": {"name": "n", "labels": labels}})
@@ -690,7 +378,7 @@ mod tests {
             ],
             "volumes": [{"name": "root", "hostPath": {"path": "/"}}, {"name": "tmp", "emptyDir": {}}]
         });
-        let detail = evaluate(Level::Baseline, &json!({}), &spec).unwrap();
+        let detail = evaluate(&latest(Level::Baseline), &json!({}), &spec).unwrap();
         assert_eq!(
             detail,
             "non-default capabilities (container \"a\" must not include \"NET_ADMIN\", \"SYS_ADMIN\" in securityContext.capabilities.add), \
@@ -717,9 +405,9 @@ mod tests {
     #[test]
     fn restricted_requires_the_hardened_settings_and_accepts_them() {
         let plain = json!({"containers": [{"name": "app", "image": "x"}]});
-        assert_eq!(evaluate(Level::Baseline, &json!({}), &plain), None);
+        assert_eq!(evaluate(&latest(Level::Baseline), &json!({}), &plain), None);
         assert_eq!(
-            evaluate(Level::Restricted, &json!({}), &plain).unwrap(),
+            evaluate(&latest(Level::Restricted), &json!({}), &plain).unwrap(),
             "allowPrivilegeEscalation != false (container \"app\" must set securityContext.allowPrivilegeEscalation=false), \
              unrestricted capabilities (container \"app\" must set securityContext.capabilities.drop=[\"ALL\"]), \
              runAsNonRoot != true (pod or container \"app\" must set securityContext.runAsNonRoot=true), \
@@ -731,13 +419,93 @@ mod tests {
             "volumes": [{"name": "s", "secret": {"secretName": "x"}}, {"name": "n", "nfs": {"server": "h", "path": "/"}}]
         });
         assert_eq!(
-            evaluate(Level::Restricted, &json!({}), &hardened).unwrap(),
+            evaluate(&latest(Level::Restricted), &json!({}), &hardened).unwrap(),
             "restricted volume types (volume \"n\" uses restricted volume type \"nfs\")"
         );
         let unconfined = json!({"securityContext": {"seccompProfile": {"type": "Unconfined"}, "runAsUser": 0}, "containers": [{"name": "c"}]});
         assert_eq!(
-            evaluate(Level::Baseline, &json!({}), &unconfined).unwrap(),
+            evaluate(&latest(Level::Baseline), &json!({}), &unconfined).unwrap(),
             "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")"
+        );
+    }
+
+    #[test]
+    fn baseline_checks_apparmor_selinux_proc_mount_sysctls_and_host_process() {
+        let metadata = json!({"annotations": {
+            "container.apparmor.security.beta.kubernetes.io/a": "unconfined",
+            "container.apparmor.security.beta.kubernetes.io/b": "localhost/mine",
+        }});
+        let spec = json!({
+            "securityContext": {
+                "appArmorProfile": {"type": "Unconfined"},
+                "seLinuxOptions": {"type": "spc_t", "user": "root"},
+                "sysctls": [{"name": "kernel.msgmax", "value": "1"}, {"name": "net.ipv4.tcp_syncookies", "value": "1"}, {"name": "vm.swappiness", "value": "1"}],
+                "windowsOptions": {"hostProcess": true}
+            },
+            "containers": [
+                {"name": "a", "securityContext": {"procMount": "Unmasked", "seLinuxOptions": {"role": "sysadm_r"}, "appArmorProfile": {"type": "RuntimeDefault"}}},
+                {"name": "b", "securityContext": {"appArmorProfile": {"type": "Unconfined"}, "seLinuxOptions": {"type": "container_t"}}}
+            ]
+        });
+        assert_eq!(
+            evaluate(&latest(Level::Baseline), &metadata, &spec).unwrap(),
+            "forbidden AppArmor profiles (pod and container \"b\" and annotation must not set AppArmor profile type to \"Unconfined\", \"container.apparmor.security.beta.kubernetes.io/a=\"unconfined\"\"), \
+             procMount (container \"a\" must not set securityContext.procMount to \"Unmasked\"), \
+             seLinuxOptions (pod and container \"a\" set forbidden securityContext.seLinuxOptions: type \"spc_t\"; user may not be set; role may not be set), \
+             forbidden sysctls (kernel.msgmax, vm.swappiness), \
+             hostProcess (pod must not set securityContext.windowsOptions.hostProcess=true)"
+        );
+        // The allowed values pass.
+        let fine = json!({
+            "securityContext": {"appArmorProfile": {"type": "Localhost", "localhostProfile": "p"}, "seLinuxOptions": {"type": "container_init_t", "level": "s0:c1"},
+                "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]},
+            "containers": [{"name": "c", "securityContext": {"procMount": "Default"}}]
+        });
+        let ok_meta = json!({"annotations": {"container.apparmor.security.beta.kubernetes.io/c": "runtime/default"}});
+        assert_eq!(evaluate(&latest(Level::Baseline), &ok_meta, &fine), None);
+    }
+
+    #[test]
+    fn the_policy_version_selects_the_rules_of_that_version() {
+        let at = |level, version: &str| LevelVersion {
+            level,
+            version: version.into(),
+        };
+        let sysctl = json!({"securityContext": {"sysctls": [{"name": "net.ipv4.tcp_rmem", "value": "4096 87380 6291456"}]}, "containers": [{"name": "c"}]});
+        assert_eq!(
+            evaluate(&at(Level::Baseline, "v1.31"), &json!({}), &sysctl).unwrap(),
+            "forbidden sysctls (net.ipv4.tcp_rmem)"
+        );
+        assert_eq!(
+            evaluate(&at(Level::Baseline, "v1.32"), &json!({}), &sysctl),
+            None
+        );
+        // A probe naming a host: forbidden from v1.34.
+        let probe = json!({"containers": [{"name": "c", "livenessProbe": {"httpGet": {"host": "10.0.0.1", "port": 80}}}]});
+        assert_eq!(
+            evaluate(&at(Level::Baseline, "v1.33"), &json!({}), &probe),
+            None
+        );
+        assert_eq!(
+            evaluate(&latest(Level::Baseline), &json!({}), &probe).unwrap(),
+            "probe or lifecycle host (container \"c\" uses probe or lifecycle host \"10.0.0.1\")"
+        );
+        // An unmasked /proc in a user namespace: baseline allows it from v1.35,
+        // restricted never does.
+        let userns = json!({"hostUsers": false, "containers": [{"name": "c", "securityContext": {"procMount": "Unmasked"}}]});
+        assert!(evaluate(&at(Level::Baseline, "v1.34"), &json!({}), &userns).is_some());
+        assert_eq!(
+            evaluate(&latest(Level::Baseline), &json!({}), &userns),
+            None
+        );
+        let hardened = json!({
+            "hostUsers": false,
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "securityContext": {"procMount": "Unmasked", "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]
+        });
+        assert_eq!(
+            evaluate(&latest(Level::Restricted), &json!({}), &hardened).unwrap(),
+            "procMount (container \"c\" must not set securityContext.procMount to \"Unmasked\")"
         );
     }
 

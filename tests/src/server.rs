@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error("state: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("service account signing key: {0}")]
+    ServiceAccountKey(String),
     #[error("state directory: {0}")]
     StateDir(#[source] std::io::Error),
 }
@@ -55,8 +57,10 @@ pub struct Builder {
     ingress_addr: SocketAddr,
     openshift_routes: bool,
     sim: crate::simulate::SimConfig,
-    /// A tenant kube-apiserver's issuer, signing key and trusted keys (SPKI DER).
-    service_accounts: Option<(String, Vec<u8>, Vec<Vec<u8>>)>,
+    /// A tenant kube-apiserver's issuer, signing key (PEM) and trusted keys (SPKI DER).
+    service_accounts: Option<(String, String, Vec<Vec<u8>>)>,
+    /// A tenant kube-apiserver's `--requestheader-client-ca-file` (PEM) and flags.
+    front_proxy: Option<(String, crate::auth::RequestHeaderFlags)>,
 }
 
 impl Default for Builder {
@@ -72,6 +76,7 @@ impl Default for Builder {
             openshift_routes: false,
             sim: crate::simulate::SimConfig::default(),
             service_accounts: None,
+            front_proxy: None,
         }
     }
 }
@@ -121,14 +126,23 @@ impl Builder {
     }
 
     /// Sign and trust ServiceAccount tokens as a kube-apiserver with these
-    /// `--service-account-issuer`, signing key and key files (public keys as SPKI DER).
+    /// `--service-account-issuer`, signing key (PEM) and key files (public keys as
+    /// SPKI DER).
     pub fn service_accounts(
         mut self,
         issuer: &str,
-        signing: Vec<u8>,
+        signing_pem: &str,
         trusted: Vec<Vec<u8>>,
     ) -> Self {
-        self.service_accounts = Some((issuer.into(), signing, trusted));
+        self.service_accounts = Some((issuer.into(), signing_pem.into(), trusted));
+        self
+    }
+
+    /// Authenticate front proxies as a kube-apiserver with this
+    /// `--requestheader-client-ca-file` and these `--requestheader-*` flags
+    /// (needs [`Builder::tls`]).
+    pub fn front_proxy(mut self, ca_pem: &str, flags: crate::auth::RequestHeaderFlags) -> Self {
+        self.front_proxy = Some((ca_pem.into(), flags));
         self
     }
 
@@ -169,11 +183,23 @@ impl Builder {
             None => Authority::new("testenv-ca")?,
         };
         let admin = authority.client("testenv-admin", &["system:masters"])?;
+        let mut request_header = None;
         let (tls, cluster_ca) = match &self.tls {
-            Some((cert, key, client_ca)) => (
-                http::tls_config(cert, key, client_ca).map_err(StartError::Tls)?,
-                client_ca.clone(),
-            ),
+            Some((cert, key, client_ca)) => {
+                // The handshake accepts certificates of either CA; the
+                // authenticators then tell them apart.
+                let mut accepted = client_ca.clone();
+                if let Some((front_ca, flags)) = &self.front_proxy {
+                    let rh = crate::auth::RequestHeader::new(client_ca, front_ca, flags.clone())
+                        .map_err(StartError::Tls)?;
+                    request_header = Some(Arc::new(rh));
+                    accepted = format!("{}\n{front_ca}", accepted.trim_end());
+                }
+                (
+                    http::tls_config(cert, key, &accepted).map_err(StartError::Tls)?,
+                    client_ca.clone(),
+                )
+            }
             None => {
                 let serving = authority.serving(&[
                     "localhost",
@@ -191,7 +217,11 @@ impl Builder {
             }
         };
         let signer = match &self.service_accounts {
-            Some((issuer, signing, trusted)) => TokenSigner::for_keys(issuer, signing, trusted),
+            Some((issuer, signing_pem, trusted)) => {
+                let key = crate::auth::SigningKey::from_pem(signing_pem)
+                    .map_err(StartError::ServiceAccountKey)?;
+                TokenSigner::for_keys(issuer, key, trusted)
+            }
             None => TokenSigner::new(self.state_dir.as_deref()).map_err(StartError::StateDir)?,
         };
         let listen = |addr: SocketAddr| async move {
@@ -261,6 +291,7 @@ impl Builder {
             version_minor: self.minor,
             min_token_seconds: self.min_token_seconds,
             network,
+            request_header,
         });
         tasks.push(crate::controllers::spawn(api.clone(), signer, cluster_ca));
         crate::bootstrap::ensure(&api);

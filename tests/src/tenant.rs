@@ -13,8 +13,9 @@
 //!   files; the server presents exactly that certificate and accepts client
 //!   certificates signed by exactly that CA. A missing or unreadable file
 //!   crashes the container with the message kube-apiserver would print.
-//!   (`--requestheader-*` headers are not honoured yet: the front-proxy CA
-//!   is only required to be readable.)
+//!   With `--requestheader-client-ca-file` it authenticates front proxies as
+//!   upstream does (`--requestheader-allowed-names`, `-username-headers`,
+//!   `-group-headers`, `-uid-headers`, `-extra-headers-prefix`).
 //! - `kube-controller-manager`: runs only when its `--kubeconfig` reaches
 //!   its API server with credentials it accepts ([`controller_manager`]).
 //! - vcluster (an image named `*vcluster*`, or a `/vcluster` command): like
@@ -272,31 +273,11 @@ fn given_cas(pod: &PodSpec, args: &[String]) -> Result<Option<(Authority, Author
     Ok(Some((server, client)))
 }
 
-/// Issuer, signing key and trusted keys (SPKI DER) of a tenant kube-apiserver.
-type ServiceAccountKeys = (String, Vec<u8>, Vec<Vec<u8>>);
-
-/// The service-account flags of kube-apiserver: `--service-account-issuer` and
-/// `--service-account-signing-key-file` required, `--service-account-key-file`
-/// (repeatable; the signing key when absent) listing the keys whose tokens it trusts.
-fn service_accounts(pod: &PodSpec, args: &[String]) -> Result<ServiceAccountKeys, String> {
-    let issuer = flag(args, "service-account-issuer");
-    let signing_path = flag(args, "service-account-signing-key-file");
-    if let Some(e) = flags::service_account_errors(issuer.as_deref(), signing_path.as_deref()) {
-        return Err(e);
-    }
-    let (issuer, signing_path) = (issuer.unwrap_or_default(), signing_path.unwrap_or_default());
-    let what = "failed to parse service-account-issuer-key-file";
-    let signing = flags::signing_key(&signing_path, &read_file(pod, &signing_path, what)?)?;
-    let mut paths = flags(args, "service-account-key-file");
-    if paths.is_empty() {
-        paths.push(signing_path);
-    }
-    let mut trusted = Vec::new();
-    for path in paths {
-        let text = read_file(pod, &path, "failed to parse key file")?;
-        trusted.extend(flags::public_keys(&path, &text)?);
-    }
-    Ok((issuer, signing, trusted))
+/// How a tenant kube-apiserver trusts tokens and front proxies.
+struct ApiserverAuth {
+    accounts: flags::ServiceAccountKeys,
+    /// `--requestheader-client-ca-file` (PEM) and the other `--requestheader-*` flags.
+    front_proxy: Option<(String, crate::auth::RequestHeaderFlags)>,
 }
 
 /// Runs tenant API servers for the pods that are API servers.
@@ -406,14 +387,21 @@ impl Inner {
         key: &str,
         client_ca: &str,
         state: Option<PathBuf>,
-        accounts: Option<ServiceAccountKeys>,
+        auth: Option<ApiserverAuth>,
     ) -> Result<TestEnv, String> {
         let mut builder = Builder::default()
             .minor(self.minor)
             .tls(cert, key, client_ca)
             .tenant();
-        if let Some((issuer, signing, trusted)) = accounts {
-            builder = builder.service_accounts(&issuer, signing, trusted);
+        if let Some(ApiserverAuth {
+            accounts: (issuer, signing, trusted),
+            front_proxy,
+        }) = auth
+        {
+            builder = builder.service_accounts(&issuer, &signing, trusted);
+            if let Some((ca, flags)) = front_proxy {
+                builder = builder.front_proxy(&ca, flags);
+            }
         }
         if let Some(dir) = state {
             builder = builder.state_dir(dir);
@@ -444,10 +432,18 @@ impl Inner {
         let cert = read_file(pod, &cert_path, "failed to load serving certificate")?;
         let key = read_file(pod, &key_path, "failed to load serving key")?;
         let ca = read_file(pod, &ca_path, "unable to load client CA file")?;
-        if let Some(path) = flag(args, "requestheader-client-ca-file") {
-            read_file(pod, &path, "unable to load requestheader client CA file")?;
-        }
-        let accounts = service_accounts(pod, args)?;
+        let front_proxy = match flag(args, "requestheader-client-ca-file").filter(|p| !p.is_empty())
+        {
+            Some(path) => Some((
+                read_file(pod, &path, "unable to load requestheader client CA file")?,
+                flags::request_header(args),
+            )),
+            None => None,
+        };
+        let auth = ApiserverAuth {
+            accounts: flags::service_accounts(pod, args)?,
+            front_proxy,
+        };
         // kine runs beside the API server; its endpoint names the database.
         let kine = pod.pod["spec"]["containers"]
             .as_array()
@@ -473,7 +469,7 @@ impl Inner {
                 &key,
                 &ca,
                 self.state_dir(pod, kine.as_deref()),
-                Some(accounts),
+                Some(auth),
             )
             .await?;
         let addr = env.addr();

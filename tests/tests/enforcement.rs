@@ -404,3 +404,114 @@ spec:
         "{err}"
     );
 }
+
+/// A pod `name` in `team` with these metadata lines, pod spec lines and container
+/// `securityContext` (all YAML flow or block text at the right indentation).
+fn pod_yaml(name: &str, metadata: &str, spec: &str, container_sc: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: team
+{metadata}spec:
+{spec}  containers:
+  - name: c
+    image: busybox
+    securityContext: {container_sc}
+"
+    )
+}
+
+#[test]
+fn apparmor_selinux_proc_mount_and_sysctls_are_held_to_the_namespace_level() {
+    let (c, bot) = limited_bot();
+    c.ok(&[
+        "label",
+        "namespace",
+        "team",
+        "pod-security.kubernetes.io/enforce=baseline",
+        "pod-security.kubernetes.io/enforce-version=v1.34",
+    ]);
+    let create = |yaml: &str| c.kubectl_as_with_stdin(&bot, &["create", "-f", "-"], yaml);
+    // Name, metadata lines, pod spec lines, container securityContext, detail.
+    let refusals = [
+        (
+            "apparmor",
+            "  annotations:\n    container.apparmor.security.beta.kubernetes.io/c: unconfined\n",
+            "",
+            "{appArmorProfile: {type: Unconfined}}",
+            "forbidden AppArmor profiles (container \"c\" and annotation must not set AppArmor profile type to \"Unconfined\", \"container.apparmor.security.beta.kubernetes.io/c=\"unconfined\"\")",
+        ),
+        (
+            "selinux",
+            "",
+            "  securityContext: {seLinuxOptions: {type: spc_t}}\n",
+            "{seLinuxOptions: {user: system_u}}",
+            "seLinuxOptions (pod and container \"c\" set forbidden securityContext.seLinuxOptions: type \"spc_t\"; user may not be set)",
+        ),
+        (
+            "sysctls",
+            "",
+            "  securityContext:\n    sysctls: [{name: net.ipv4.tcp_syncookies, value: '1'}, {name: kernel.msgmax, value: '65536'}]\n",
+            "{}",
+            "forbidden sysctls (kernel.msgmax)",
+        ),
+        // An unmasked /proc, even in the pod's own user namespace, at v1.34...
+        (
+            "unmasked",
+            "",
+            "  hostUsers: false\n",
+            "{procMount: Unmasked}",
+            "procMount (container \"c\" must not set securityContext.procMount to \"Unmasked\")",
+        ),
+    ];
+    for (name, metadata, spec, sc, detail) in refusals {
+        let err = refused(&create(&pod_yaml(name, metadata, spec, sc)));
+        let want = format!(
+            "pods \"{name}\" is forbidden: violates PodSecurity \"baseline:v1.34\": {detail}"
+        );
+        assert!(err.contains(&want), "{err}");
+    }
+    let unmasked = pod_yaml(
+        "unmasked",
+        "",
+        "  hostUsers: false\n",
+        "{procMount: Unmasked}",
+    );
+    // ...and allowed by baseline's latest rules, which relax it for user namespaces.
+    c.ok(&[
+        "label",
+        "namespace",
+        "team",
+        "pod-security.kubernetes.io/enforce-version=latest",
+        "--overwrite",
+    ]);
+    succeeded(&create(&unmasked));
+    // Restricted: a pod that sets everything it asks for is admitted without a word.
+    c.ok(&[
+        "label",
+        "namespace",
+        "team",
+        "pod-security.kubernetes.io/enforce=restricted",
+        "--overwrite",
+    ]);
+    let hardened = pod_yaml(
+        "hardened",
+        "",
+        "  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}, appArmorProfile: {type: RuntimeDefault}}\n",
+        "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}",
+    );
+    let out = create(&hardened);
+    succeeded(&out);
+    assert!(!stderr(&out).contains("Warning"), "{}", stderr(&out));
+    let err = refused(&create(
+        &hardened
+            .replace("hardened", "loose")
+            .replace("drop: [ALL], ", ""),
+    ));
+    assert!(
+        err.contains("violates PodSecurity \"restricted:latest\": unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"])"),
+        "{err}"
+    );
+}

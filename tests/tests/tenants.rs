@@ -151,6 +151,29 @@ current-context: t
     )
 }
 
+/// A tenant `name` served as `name.localtest.me`, its Secret holding every key file.
+fn tenant_objects_with_all_keys(name: &str, ca: &Authority) -> String {
+    tenant_objects(
+        name,
+        &format!("{name}.localtest.me"),
+        ca,
+        &["tls.crt", "tls.key", "ca.crt"],
+    )
+}
+
+/// Applies a tenant's objects and waits for its API server to be Available.
+fn start_tenant(c: &Cluster, ns: &str, objects: &str) {
+    c.apply(objects, &[]);
+    c.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/kube-apiserver",
+        "-n",
+        ns,
+        "--timeout=30s",
+    ]);
+}
+
 fn make_tenant() -> Tenant {
     let ca = Authority::new("t1-ca").unwrap();
     let client = ca.client("admin", &["system:masters"]).unwrap();
@@ -294,23 +317,7 @@ fn a_tenant_whose_secret_lacks_a_key_file_never_becomes_ready() {
 fn the_service_proxy_reaches_a_tenant_anonymously() {
     let c = Cluster::start();
     let t = make_tenant();
-    c.apply(
-        &tenant_objects(
-            "t4",
-            "t4.localtest.me",
-            &t.ca,
-            &["tls.crt", "tls.key", "ca.crt"],
-        ),
-        &[],
-    );
-    c.ok(&[
-        "wait",
-        "--for=condition=Available",
-        "deployment/kube-apiserver",
-        "-n",
-        "t4",
-        "--timeout=30s",
-    ]);
+    start_tenant(&c, "t4", &tenant_objects_with_all_keys("t4", &t.ca));
     assert!(eventually(10, || {
         c.kubectl(&[
             "get",
@@ -482,4 +489,253 @@ fn a_misspelt_flag_or_missing_service_account_flags_stop_kube_apiserver() {
     c.apply(&without_sa, &[]);
     assert!(eventually(15, || last_crash(&c, "t7", "apiserver")
         == "Error: [service-account-issuer is a required flag, --service-account-signing-key-file and --service-account-issuer are required flags]"));
+}
+
+/// `curl` (a TLS client independent of testenv) through the ingress to `host`,
+/// presenting `cert`; the status code and the JSON body.
+fn curl_tenant(
+    c: &Cluster,
+    host: &str,
+    ca: &Authority,
+    cert: &CertPair,
+    headers: &[&str],
+    post: Option<&str>,
+    path: &str,
+) -> (u16, serde_json::Value) {
+    let port = c.env().ingress_addr().unwrap().port();
+    let file = |name: &str, body: &str| {
+        let p = c.dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    };
+    let (ca_file, cert_file, key_file) = (
+        file("curl-ca.crt", &ca.ca.cert_pem),
+        file("curl-client.crt", &cert.cert_pem),
+        file("curl-client.key", &cert.key_pem),
+    );
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&ca_file)
+        .arg("--cert")
+        .arg(&cert_file)
+        .arg("--key")
+        .arg(&key_file)
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .args(["-w", "\n%{http_code}"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(body) = post {
+        cmd.args([
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ]);
+    }
+    let out = cmd
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let code = code.trim().parse().unwrap_or(0);
+    (
+        code,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn a_front_proxy_certificate_vouches_for_the_user_in_its_headers() {
+    let c = Cluster::start();
+    let t = make_tenant();
+    let proxy_ca = Authority::new("front-proxy-ca").unwrap();
+    // The `--requestheader-*` flags the operator gives a tenant of type k8s.
+    let flags = "        - --requestheader-client-ca-file=/etc/kubernetes/pki/front-proxy-ca.crt
+        - --requestheader-allowed-names=front-proxy-client
+        - --requestheader-extra-headers-prefix=X-Remote-Extra-
+        - --requestheader-group-headers=X-Remote-Group
+        - --requestheader-username-headers=X-Remote-User
+";
+    let objects = tenant_objects_with_all_keys("t8", &t.ca)
+        .replace(
+            "        - --secure-port=9444\n",
+            &format!("        - --secure-port=9444\n{flags}"),
+        )
+        .replace(
+            "\ndata:\n",
+            &format!(
+                "\ndata:\n  front-proxy-ca.crt: {}\n",
+                STANDARD.encode(&proxy_ca.ca.cert_pem)
+            ),
+        );
+    start_tenant(&c, "t8", &objects);
+    let host = "t8.localtest.me";
+    let whoami = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#;
+    let review = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+    let proxy = proxy_ca.client("front-proxy-client", &[]).unwrap();
+    let as_alice = [
+        "X-Remote-User: alice",
+        "X-Remote-Group: devs",
+        "X-Remote-Extra-Scopes: read",
+    ];
+    assert!(eventually(10, || {
+        curl_tenant(&c, host, &t.ca, &proxy, &as_alice, Some(whoami), review).0 == 201
+    }));
+    let (_, body) = curl_tenant(&c, host, &t.ca, &proxy, &as_alice, Some(whoami), review);
+    let info = &body["status"]["userInfo"];
+    assert_eq!(info["username"], "alice", "{body}");
+    assert_eq!(
+        info["groups"],
+        serde_json::json!(["devs", "system:authenticated"])
+    );
+    assert_eq!(info["extra"]["scopes"], serde_json::json!(["read"]));
+    // RBAC judges the user of the headers: alice may not list namespaces...
+    let (code, body) = curl_tenant(
+        &c,
+        host,
+        &t.ca,
+        &proxy,
+        &as_alice,
+        None,
+        "/api/v1/namespaces",
+    );
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "namespaces is forbidden: User \"alice\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+    );
+    // ...unless the proxy puts her in a group that may.
+    let admin_group = ["X-Remote-User: alice", "X-Remote-Group: system:masters"];
+    let (code, _) = curl_tenant(
+        &c,
+        host,
+        &t.ca,
+        &proxy,
+        &admin_group,
+        None,
+        "/api/v1/namespaces",
+    );
+    assert_eq!(code, 200);
+    // A certificate of the front-proxy CA whose CN is not allowed: 401.
+    let intruder = proxy_ca.client("intruder", &["system:masters"]).unwrap();
+    let (code, body) = curl_tenant(
+        &c,
+        host,
+        &t.ca,
+        &intruder,
+        &admin_group,
+        Some(whoami),
+        review,
+    );
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(body["message"], "Unauthorized");
+    // The allowed proxy without a username header authenticates nobody: 401.
+    let (code, _) = curl_tenant(&c, host, &t.ca, &proxy, &[], Some(whoami), review);
+    assert_eq!(code, 401);
+    // Headers sent with an ordinary client certificate are ignored.
+    let (code, body) = curl_tenant(&c, host, &t.ca, &t.client, &as_alice, Some(whoami), review);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["status"]["userInfo"]["username"], "admin", "{body}");
+    assert!(body["status"]["userInfo"]["extra"].is_null(), "{body}");
+}
+
+/// An ECDSA signature as JWTs carry it (r || s) in the DER form openssl reads.
+fn ecdsa_der(raw: &[u8]) -> Vec<u8> {
+    let int = |b: &[u8]| {
+        let b: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+        let mut out = vec![0x02];
+        let pad = b.first().is_none_or(|x| x & 0x80 != 0);
+        out.push((b.len() + usize::from(pad)) as u8);
+        if pad {
+            out.push(0);
+        }
+        out.extend(b);
+        out
+    };
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let body = [int(r), int(s)].concat();
+    [vec![0x30, body.len() as u8], body].concat()
+}
+
+#[test]
+fn a_tenant_token_is_a_jwt_that_openssl_verifies_with_the_service_account_key() {
+    let c = Cluster::start();
+    let t = make_tenant();
+    start_tenant(&c, "t9", &tenant_objects_with_all_keys("t9", &t.ca));
+    let tenant = tenant_kubeconfig(&c, "t9", "t9.localtest.me", &t.ca, &t.client);
+    assert!(eventually(10, || c
+        .kubectl_as(&tenant, &["create", "serviceaccount", "bot"])
+        .status
+        .success()));
+    let out = c.kubectl_as(&tenant, &["create", "token", "bot"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let b64url = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .unwrap()
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    let header: serde_json::Value = serde_json::from_slice(&b64url(parts[0])).unwrap();
+    assert_eq!(header["alg"], "ES256", "{header}");
+    let claims: serde_json::Value = serde_json::from_slice(&b64url(parts[1])).unwrap();
+    assert_eq!(
+        claims["iss"],
+        "https://kubernetes.default.svc.cluster.local"
+    );
+    assert_eq!(claims["sub"], "system:serviceaccount:default:bot");
+
+    // The public half of the pod's --service-account-signing-key-file, by openssl.
+    let key = STANDARD
+        .decode(c.ok(&[
+            "get",
+            "secret",
+            "pki",
+            "-n",
+            "t9",
+            "-o",
+            "jsonpath={.data.sa\\.key}",
+        ]))
+        .unwrap();
+    let dir = c.dir.path();
+    std::fs::write(dir.join("sa.key"), key).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"])
+            .status
+            .success()
+    );
+    std::fs::write(dir.join("input"), format!("{}.{}", parts[0], parts[1])).unwrap();
+    std::fs::write(dir.join("sig"), ecdsa_der(&b64url(parts[2]))).unwrap();
+    let verify = [
+        "dgst",
+        "-sha256",
+        "-verify",
+        "sa.pub",
+        "-signature",
+        "sig",
+        "input",
+    ];
+    let out = run(&verify);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
+    // A changed claim breaks the signature.
+    let forged = format!("{}.{}", parts[0], parts[1].replacen("e", "f", 1));
+    std::fs::write(dir.join("input"), forged).unwrap();
+    assert!(!run(&verify).status.success());
 }

@@ -10,17 +10,28 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::api::Target;
-use crate::auth::{Claims, User};
+use crate::auth::{Claims, PeerCert, User};
 use crate::meta;
 use crate::rbac::{self, Attributes, UserInfo};
 use crate::status::ApiError;
 
-/// Who sent the request: certificate, bearer token, or nobody.
+/// Who sent the request, as kube-apiserver's authenticators decide: a front proxy's
+/// headers, a bearer token, a client certificate, or nobody. A certificate that no
+/// authenticator accepts is refused (401), as upstream does.
 pub(super) fn authenticate(
     state: &AppState,
-    cert_user: Option<User>,
+    peer: PeerCert,
     authorization: &str,
+    headers: &hyper::HeaderMap,
 ) -> Result<Option<User>, ApiError> {
+    if peer.front_proxy
+        && let Some(user) = state
+            .request_header
+            .as_ref()
+            .and_then(|rh| rh.user(headers))
+    {
+        return Ok(Some(user));
+    }
     if let Some(token) = authorization.strip_prefix("Bearer ").map(str::trim) {
         let claims = state
             .signer
@@ -32,7 +43,11 @@ pub(super) fn authenticate(
             &claims.service_account,
         )));
     }
-    Ok(cert_user)
+    match peer.user {
+        Some(user) => Ok(Some(user)),
+        None if peer.presented => Err(ApiError::unauthorized()),
+        None => Ok(None),
+    }
 }
 
 /// A signed token is only good while it has not expired and its account
@@ -113,6 +128,7 @@ pub(super) fn review(
                                 .collect()
                         })
                         .unwrap_or_default(),
+                    ..User::default()
                 };
                 (
                     who,
@@ -161,7 +177,14 @@ pub(super) fn review(
             out["status"] = rbac::rules_review(&user_info(user), &ns, &*state.api.store);
         }
         "selfsubjectreviews" => {
-            out["status"] = json!({"userInfo": {"username": user.name, "groups": user.groups}});
+            let mut info = json!({"username": user.name, "groups": user.groups});
+            if let Some(uid) = &user.uid {
+                info["uid"] = json!(uid);
+            }
+            if !user.extra.is_empty() {
+                info["extra"] = json!(user.extra);
+            }
+            out["status"] = json!({ "userInfo": info });
         }
         "tokenreviews" => {
             let token = out["spec"]["token"]

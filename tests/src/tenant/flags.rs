@@ -5,6 +5,8 @@
 
 use x509_parser::pem::Pem;
 
+use crate::runtime::PodSpec;
+
 /// Every flag of kube-apiserver that a tenant's command line is likely to carry;
 /// whole families (`--audit-*`, `--oidc-*`, `--etcd-*`, ...) are accepted by prefix.
 const KNOWN: &[&str] = &[
@@ -161,6 +163,52 @@ pub fn service_account_errors(issuer: Option<&str>, signing_key: Option<&str>) -
     }
 }
 
+/// Issuer, signing key (PEM) and trusted keys (SPKI DER) of a tenant kube-apiserver.
+pub type ServiceAccountKeys = (String, String, Vec<Vec<u8>>);
+
+/// The service-account flags of kube-apiserver: `--service-account-issuer` and
+/// `--service-account-signing-key-file` required, `--service-account-key-file`
+/// (repeatable; the signing key when absent) listing the keys whose tokens it trusts.
+pub fn service_accounts(pod: &PodSpec, args: &[String]) -> Result<ServiceAccountKeys, String> {
+    let issuer = super::flag(args, "service-account-issuer");
+    let signing_path = super::flag(args, "service-account-signing-key-file");
+    if let Some(e) = service_account_errors(issuer.as_deref(), signing_path.as_deref()) {
+        return Err(e);
+    }
+    let (issuer, signing_path) = (issuer.unwrap_or_default(), signing_path.unwrap_or_default());
+    let what = "failed to parse service-account-issuer-key-file";
+    let signing = super::read_file(pod, &signing_path, what)?;
+    signing_key(&signing_path, &signing)?;
+    let mut paths = super::flags(args, "service-account-key-file");
+    if paths.is_empty() {
+        paths.push(signing_path);
+    }
+    let mut trusted = Vec::new();
+    for path in paths {
+        let text = super::read_file(pod, &path, "failed to parse key file")?;
+        trusted.extend(public_keys(&path, &text)?);
+    }
+    Ok((issuer, signing, trusted))
+}
+
+/// The `--requestheader-*` lists (comma-separated, repeatable) besides the CA file.
+pub fn request_header(args: &[String]) -> crate::auth::RequestHeaderFlags {
+    let list = |name: &str| -> Vec<String> {
+        super::flags(args, &format!("requestheader-{name}"))
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    crate::auth::RequestHeaderFlags {
+        allowed_names: list("allowed-names"),
+        username_headers: list("username-headers"),
+        uid_headers: list("uid-headers"),
+        group_headers: list("group-headers"),
+        extra_prefixes: list("extra-headers-prefix"),
+    }
+}
+
 /// The SubjectPublicKeyInfo of every public key in a `--service-account-key-file`
 /// (public keys, certificates and private keys are all accepted upstream).
 pub fn public_keys(path: &str, pem_text: &str) -> Result<Vec<Vec<u8>>, String> {
@@ -190,9 +238,12 @@ pub fn public_keys(path: &str, pem_text: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(keys)
 }
 
-/// The public half (SPKI DER) of a `--service-account-signing-key-file`.
+/// The public half (SPKI DER) of a `--service-account-signing-key-file`, which must
+/// be a key kube-apiserver signs with (ECDSA P-256/P-384 or RSA).
 pub fn signing_key(path: &str, pem_text: &str) -> Result<Vec<u8>, String> {
-    private_key_spki(pem_text).map_err(|()| {
+    let spki = private_key_spki(pem_text);
+    let usable = crate::auth::SigningKey::from_pem(pem_text).is_ok();
+    spki.ok().filter(|_| usable).ok_or_else(|| {
         format!(
             "Error: failed to parse service-account-issuer-key-file \"{path}\": data does not contain a valid RSA or ECDSA private key"
         )
