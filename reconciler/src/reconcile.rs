@@ -23,7 +23,7 @@ use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::names::{CONTROLLER, LABEL_SOURCE};
 use crate::plan::{self, BlockReason, DesiredObject, PruneOptions, Scope, SkipReason};
-use crate::source::{ChangeKind, Changes, Source, poll_blocking, redact_url};
+use crate::source::{ChangeKind, Changes, Source, SourceError, Update, poll_blocking, redact_url};
 use crate::status::{StatusWriter, Verdict, file_errors, now, record_conditions};
 use crate::validate::{
     ClusterView, Definition, Kind, Limits, ObjectKey, Options, Problem, Report, Selection, validate,
@@ -95,9 +95,48 @@ pub async fn read(
     managed_files: BTreeSet<String>,
     limits: Limits,
 ) -> Result<Option<Read>, Error> {
-    let started = Instant::now();
-    let update = poll_blocking(source, last_applied.clone()).await?;
-    let fetch = started.elapsed();
+    let fetched = Fetched::from_source(source, last_applied.clone()).await;
+    read_fetched(
+        fetched,
+        last_applied,
+        desired,
+        cluster,
+        managed_files,
+        limits,
+    )
+    .await
+}
+
+/// A finished poll of the source, and how long it took.
+pub struct Fetched {
+    pub update: Result<Update, SourceError>,
+    pub took: Duration,
+}
+
+impl Fetched {
+    /// Polls `source` (on the blocking pool, within its deadline). Owns
+    /// what it needs, so the reconciler can do other work meanwhile.
+    pub async fn from_source(source: Arc<dyn Source>, last_applied: Option<String>) -> Self {
+        let started = Instant::now();
+        let update = poll_blocking(source, last_applied).await;
+        Self {
+            update,
+            took: started.elapsed(),
+        }
+    }
+}
+
+/// [`read`] after the poll: validates what changed.
+async fn read_fetched(
+    fetched: Fetched,
+    last_applied: Option<String>,
+    desired: &BTreeMap<ObjectKey, DesiredObject>,
+    cluster: ClusterView,
+    managed_files: BTreeSet<String>,
+    limits: Limits,
+) -> Result<Option<Read>, Error> {
+    let update = fetched.update?;
+    let fetch = fetched.took;
     let revision = update.snapshot.revision().to_owned();
     let changed = match &update.changes {
         Changes::Full => None,
@@ -343,9 +382,26 @@ impl Reconciler {
 
     /// One pass, with status, events and metrics.
     pub async fn pass(&mut self) -> Result<Outcome, Error> {
-        let started = Instant::now();
+        let fetched = Fetched::from_source(self.source.clone(), self.last_applied.clone()).await;
+        self.pass_fetched(fetched).await
+    }
+
+    /// A fetch for the next pass: it owns what it needs, so drift
+    /// corrections can run while it waits on the network (see `run`).
+    pub fn fetch(&self) -> impl std::future::Future<Output = Fetched> + Send + use<> {
+        Fetched::from_source(self.source.clone(), self.last_applied.clone())
+    }
+
+    /// The rest of a pass after its fetch, with status, events and metrics.
+    pub async fn pass_fetched(&mut self, fetched: Fetched) -> Result<Outcome, Error> {
+        let started = Instant::now()
+            .checked_sub(fetched.took)
+            .unwrap_or_else(Instant::now);
         let span = tracing::info_span!("sync", name = %self.settings.name, revision = tracing::field::Empty);
-        let result = self.pass_inner(&span).instrument(span.clone()).await;
+        let result = self
+            .pass_inner(fetched, &span)
+            .instrument(span.clone())
+            .await;
         match &result {
             Ok(outcome) => {
                 if !outcome.idle {
@@ -374,7 +430,11 @@ impl Reconciler {
         result
     }
 
-    async fn pass_inner(&mut self, span: &tracing::Span) -> Result<Outcome, Error> {
+    async fn pass_inner(
+        &mut self,
+        fetched: Fetched,
+        span: &tracing::Span,
+    ) -> Result<Outcome, Error> {
         let mut phases = Phases::default();
         let started = Instant::now();
         let view = ClusterView {
@@ -387,8 +447,8 @@ impl Reconciler {
             .values()
             .filter_map(|o| o.path().map(str::to_owned))
             .collect();
-        let Some(read) = read(
-            self.source.clone(),
+        let Some(read) = read_fetched(
+            fetched,
             self.last_applied.clone(),
             &self.desired,
             view,
