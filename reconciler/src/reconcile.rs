@@ -85,28 +85,6 @@ pub struct Read {
     pub validate: Duration,
 }
 
-/// Polls the source and validates what changed. Any error here means the
-/// pass stops: nothing is applied or pruned.
-pub async fn read(
-    source: Arc<dyn Source>,
-    last_applied: Option<String>,
-    desired: &BTreeMap<ObjectKey, DesiredObject>,
-    cluster: ClusterView,
-    managed_files: BTreeSet<String>,
-    limits: Limits,
-) -> Result<Option<Read>, Error> {
-    let fetched = Fetched::from_source(source, last_applied.clone()).await;
-    read_fetched(
-        fetched,
-        last_applied,
-        desired,
-        cluster,
-        managed_files,
-        limits,
-    )
-    .await
-}
-
 /// A finished poll of the source, and how long it took.
 pub struct Fetched {
     pub update: Result<Update, SourceError>,
@@ -126,8 +104,9 @@ impl Fetched {
     }
 }
 
-/// [`read`] after the poll: validates what changed.
-async fn read_fetched(
+/// Validates what a poll of the source changed. Any error here means the
+/// pass stops: nothing is applied or pruned.
+pub async fn read(
     fetched: Fetched,
     last_applied: Option<String>,
     desired: &BTreeMap<ObjectKey, DesiredObject>,
@@ -447,7 +426,7 @@ impl Reconciler {
             .values()
             .filter_map(|o| o.path().map(str::to_owned))
             .collect();
-        let Some(read) = read_fetched(
+        let Some(read) = read(
             fetched,
             self.last_applied.clone(),
             &self.desired,
@@ -870,7 +849,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source: Arc<dyn Source> = Arc::new(DirSource::new(dir.path(), "tenants").unwrap());
         let err = read(
-            source,
+            Fetched::from_source(source, None).await,
             None,
             &BTreeMap::new(),
             ClusterView::default(),
@@ -892,7 +871,7 @@ mod tests {
         );
         let source: Arc<dyn Source> = Arc::new(crate::source::GitSource::new(config).unwrap());
         let err = read(
-            source,
+            Fetched::from_source(source, None).await,
             None,
             &BTreeMap::new(),
             ClusterView::default(),

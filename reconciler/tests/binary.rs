@@ -33,30 +33,42 @@ fn post(port: u16, headers: &[(&str, &str)], body: &str) -> u16 {
     response.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_with_a_valid_signature_triggers_a_sync_and_unsigned_is_refused() {
-    let cluster = Cluster::start().await;
-    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("wh-a"))]);
-    let daemon = GitDaemon::start(&up.repos());
+/// The reconciler `name` following `daemon`, hourly, with its webhook on a
+/// free port signed with `secret`; returned once `first` is applied and
+/// the webhook listens.
+async fn with_webhook(
+    cluster: &Cluster,
+    up: &Upstream,
+    daemon: &GitDaemon,
+    name: &str,
+    secret: &str,
+    first: &str,
+) -> (Reconciler, u16) {
     let secret_file = up.tmp.path().join("secret");
-    std::fs::write(&secret_file, "hook-secret\n").unwrap();
+    std::fs::write(&secret_file, secret).unwrap();
     let port = free_port();
-    let mut cmd = reconciler_command(&cluster, "wh");
+    let mut cmd = reconciler_command(cluster, name);
     cmd.args(["--git-url", &daemon.url(), "--interval", "1h"])
         .arg("--cache-dir")
         .arg(up.cache())
         .args(["--webhook-addr", &format!("127.0.0.1:{port}")])
         .arg("--webhook-secret-file")
         .arg(&secret_file);
-    let _r = Reconciler::spawn(cmd);
-    eventually("first sync", || async {
-        cluster.cp("wh-a").await.is_some()
-    })
-    .await;
+    let r = Reconciler::spawn(cmd);
+    eventually("first sync", || async { cluster.cp(first).await.is_some() }).await;
     eventually("webhook listening", || async {
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
     .await;
+    (r, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_with_a_valid_signature_triggers_a_sync_and_unsigned_is_refused() {
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[("controlplanes/a.yaml", &cp("wh-a"))]);
+    let daemon = GitDaemon::start(&up.repos());
+    let (_r, port) = with_webhook(&cluster, &up, &daemon, "wh", "hook-secret\n", "wh-a").await;
 
     up.commit(&[("controlplanes/b.yaml", &cp("wh-b"))], &[], "add b");
     let body = r#"{"ref":"refs/heads/main"}"#;
@@ -212,25 +224,7 @@ async fn a_slow_loris_client_cannot_keep_a_delivery_out() {
     let cluster = Cluster::start().await;
     let up = Upstream::new(&[("controlplanes/a.yaml", &cp("sl-a"))]);
     let daemon = GitDaemon::start(&up.repos());
-    let secret_file = up.tmp.path().join("secret");
-    std::fs::write(&secret_file, "hook-secret").unwrap();
-    let port = free_port();
-    let mut cmd = reconciler_command(&cluster, "loris");
-    cmd.args(["--git-url", &daemon.url(), "--interval", "1h"])
-        .arg("--cache-dir")
-        .arg(up.cache())
-        .args(["--webhook-addr", &format!("127.0.0.1:{port}")])
-        .arg("--webhook-secret-file")
-        .arg(&secret_file);
-    let _r = Reconciler::spawn(cmd);
-    eventually("first sync", || async {
-        cluster.cp("sl-a").await.is_some()
-    })
-    .await;
-    eventually("webhook listening", || async {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .await;
+    let (_r, port) = with_webhook(&cluster, &up, &daemon, "loris", "hook-secret", "sl-a").await;
     // Every connection the receiver allows, each stuck in its headers.
     let mut held: Vec<TcpStream> = (0..MAX_CONNECTIONS)
         .map(|_| {
