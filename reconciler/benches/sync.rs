@@ -98,8 +98,15 @@ fn main() {
         std::fs::write(&secret, "bench").unwrap();
         let port = free_port();
         // The reconciler following the generated repository.
+        // `BENCH_AS_ADMIN=1`: the reconciler as testenv's admin instead of
+        // its ServiceAccount, to tell the cost of testenv's authentication
+        // and authorization apart from the reconciler's own.
+        let kubeconfig = match std::env::var_os("BENCH_AS_ADMIN") {
+            Some(_) => cluster.admin_kubeconfig(),
+            None => cluster.kubeconfig(),
+        };
         let following = || {
-            let mut cmd = support::reconciler_command(&cluster, "bench");
+            let mut cmd = support::reconciler_command_with(&kubeconfig, "bench");
             cmd.args(["--git-url", &daemon.url(), "--interval", "1h", "--path", "controlplanes"])
                 .arg("--cache-dir")
                 .arg(up.cache())

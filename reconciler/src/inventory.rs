@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::names::{
     ANNOTATION_COMMIT, ANNOTATION_PATH, ANNOTATION_PRUNE, ANNOTATION_RECONCILE,
-    ANNOTATION_TRACKING, DISABLED, LABEL_SOURCE, tracking_id,
+    ANNOTATION_TRACKING, DISABLED, FIELD_MANAGER, LABEL_SOURCE, tracking_id,
 };
 use crate::validate::{Kind, ObjectKey};
 
@@ -146,6 +146,19 @@ impl LiveObject {
         self.annotations.get(ANNOTATION_PRUNE).map(String::as_str) == Some(DISABLED)
     }
 
+    /// Whether the reconciler's field manager applied its spec: an object
+    /// created by another client (`kubectl get -o yaml | kubectl create -f -`)
+    /// has every field owned by that client at creation, whatever
+    /// managedFields it was sent with, so a copy holds no `Apply` entry of
+    /// ours that owns anything (kube-apiserver drops emptied entries; one
+    /// kept empty owns nothing either). Decides ownership of objects written
+    /// before tracking ids existed.
+    pub fn applied_by_us(&self) -> bool {
+        self.managed.iter().any(|m| {
+            m.manager == FIELD_MANAGER && m.operation == "Apply" && m.fields.as_str() != "null"
+        })
+    }
+
     /// Reconciliation suspended by `reconcile: disabled`.
     pub fn suspended(&self) -> bool {
         self.annotations
@@ -174,8 +187,9 @@ impl Inventory {
     /// this source's label (someone took it over, so it is not ours to prune)
     /// or when its tracking id names another object (a copy made with
     /// `kubectl get -o yaml`, label and all). Objects without a tracking id
-    /// were applied by an earlier version: ours by the label, as then, and
-    /// given the id by their next write.
+    /// were applied by an earlier version, or copied from one: ours only
+    /// when our field manager applied them (see [`LiveObject::applied_by_us`]),
+    /// and given the id by their next write.
     pub fn upsert(&mut self, obj: LiveObject) {
         if self.owns(&obj) {
             self.objects.insert(obj.key.clone(), obj);
@@ -186,10 +200,13 @@ impl Inventory {
 
     /// Whether this source applied `obj` (see [`Inventory::upsert`]).
     pub fn owns(&self, obj: &LiveObject) -> bool {
-        obj.source() == Some(self.source.as_str())
-            && obj.annotations.get(ANNOTATION_TRACKING).is_none_or(|id| {
-                *id == tracking_id(&self.source, obj.key.kind.as_str(), &obj.key.name)
-            })
+        if obj.source() != Some(self.source.as_str()) {
+            return false;
+        }
+        match obj.annotations.get(ANNOTATION_TRACKING) {
+            Some(id) => *id == tracking_id(&self.source, obj.key.kind.as_str(), &obj.key.name),
+            None => obj.applied_by_us(),
+        }
     }
 
     pub fn remove(&mut self, key: &ObjectKey) -> Option<LiveObject> {
@@ -256,7 +273,13 @@ pub(crate) mod tests {
             uid: Some(format!("uid-{name}")),
             resource_version: Some("1".to_owned()),
             labels: BTreeMap::from([(LABEL_SOURCE.to_owned(), source.to_owned())]),
-            annotations: BTreeMap::from([(ANNOTATION_PATH.to_owned(), path.to_owned())]),
+            annotations: BTreeMap::from([
+                (ANNOTATION_PATH.to_owned(), path.to_owned()),
+                (
+                    ANNOTATION_TRACKING.to_owned(),
+                    tracking_id(source, "ControlPlane", name),
+                ),
+            ]),
             spec: serde_json::json!({"type": "k8s"}).into(),
             control_plane_type: Some(ControlPlaneType::K8s),
             managed: Vec::new(),
@@ -351,8 +374,22 @@ pub(crate) mod tests {
             tracking_id("default", "ControlPlane", "a"),
         );
         inv.upsert(own);
-        // Written by an earlier version: no id, ours by the label.
-        inv.upsert(mk_live("legacy", "default", "l.yaml"));
+        // Without an id (written by an earlier version, or a copy of such
+        // an object): ours only when our field manager applied it.
+        let legacy = |name: &str| {
+            let mut live = mk_live(name, "default", "l.yaml");
+            live.annotations.remove(ANNOTATION_TRACKING);
+            live
+        };
+        inv.upsert(legacy("legacy-copy"));
+        assert_eq!(inv.len(), 1);
+        let mut legacy = legacy("legacy");
+        legacy.managed.push(ManagedSpec {
+            manager: FIELD_MANAGER.to_owned(),
+            operation: "Apply".to_owned(),
+            fields: serde_json::json!({"f:type": {}}).into(),
+        });
+        inv.upsert(legacy);
         assert_eq!(inv.len(), 2);
     }
 }

@@ -22,6 +22,70 @@ pub async fn acquire(client: kube::Client, namespace: &str, name: &str, identity
     kubeflex_operator::leader::acquire(client, namespace, name, identity, RETRY).await
 }
 
+/// Makes sure the Lease can live in `namespace` (`--lease-namespace`):
+/// when it is missing, creates it; when this identity may not create it,
+/// fails with one line naming the namespace and the command that creates
+/// it. `default` always exists and is not checked.
+///
+/// The check is a dry-run create of the source's Lease (`name`): no write,
+/// and the answer tells whether the namespace exists and Leases may be
+/// made there. The shipped RBAC grants no namespace creation: a namespace
+/// made here would hold no Role for the Leases anyway, so creating it is for
+/// identities that may do both (an admin, a wider role).
+pub async fn ensure_namespace(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), String> {
+    use k8s_openapi::api::coordination::v1::Lease as LeaseObject;
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
+
+    if namespace == "default" {
+        return Ok(());
+    }
+    let code = |e: &kube::Error| match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    };
+    let mut lease = LeaseObject::default();
+    lease.metadata.name = Some(name.to_owned());
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let leases: Api<LeaseObject> = Api::namespaced(client.clone(), namespace);
+    match leases.create(&dry_run, &lease).await {
+        // It exists (a 409: the Lease too).
+        Ok(_) => return Ok(()),
+        Err(e) if code(&e) == Some(409) => return Ok(()),
+        // Missing (404), or not ours to use (403): try to create it.
+        Err(e) if matches!(code(&e), Some(403 | 404)) => {}
+        // Anything else (the API server unreachable…): leader election
+        // retries and reports it.
+        Err(_) => return Ok(()),
+    }
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some(namespace.to_owned());
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(namespace, "created the lease namespace");
+            Ok(())
+        }
+        Err(e) if code(&e) == Some(409) => Ok(()),
+        Err(e) => Err(format!(
+            "--lease-namespace {namespace}: the namespace does not exist (or its Leases are not ours to use) and this reconciler may not create it ({}); create it with `kubectl create namespace {namespace}` and bind the Role kubeflex-reconciler-leader-election there",
+            match code(&e) {
+                Some(403) => "forbidden".to_owned(),
+                _ => e.to_string(),
+            }
+        )),
+    }
+}
+
 /// Before a prune, the lease must hold for this much longer: a prune pass
 /// deletes in well under it.
 pub const PRUNE_MARGIN: Duration = Duration::from_secs(3);

@@ -259,10 +259,16 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned()),
         std::process::id()
     );
+    let lease_name = leader::lease_name(&args.name);
+    if let Err(message) =
+        leader::ensure_namespace(&client, &args.lease_namespace, &lease_name).await
+    {
+        bail!(message);
+    }
     let mut lease = leader::acquire(
         client.clone(),
         &args.lease_namespace,
-        &leader::lease_name(&args.name),
+        &lease_name,
         &identity,
     )
     .await;
@@ -372,9 +378,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             trigger.clone(),
             metrics.clone(),
         ));
-        tokio::spawn(endpoints::serve(listener, move |req, peer| {
-            webhook::handle(req, peer, hook.clone())
-        }));
+        tokio::spawn(webhook::serve(listener, hook, webhook::MAX_CONNECTIONS));
         tracing::info!(%addr, "webhook receiver listening");
     }
     let mut _dir_watcher = None;

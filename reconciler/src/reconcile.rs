@@ -23,7 +23,7 @@ use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::names::{CONTROLLER, LABEL_SOURCE};
 use crate::plan::{self, BlockReason, DesiredObject, PruneOptions, Scope, SkipReason};
-use crate::source::{ChangeKind, Changes, Source, poll_blocking, redact_url};
+use crate::source::{ChangeKind, Changes, Source, SourceError, Update, poll_blocking, redact_url};
 use crate::status::{StatusWriter, Verdict, file_errors, now, record_conditions};
 use crate::validate::{
     ClusterView, Definition, Kind, Limits, ObjectKey, Options, Problem, Report, Selection, validate,
@@ -85,19 +85,37 @@ pub struct Read {
     pub validate: Duration,
 }
 
-/// Polls the source and validates what changed. Any error here means the
+/// A finished poll of the source, and how long it took.
+pub struct Fetched {
+    pub update: Result<Update, SourceError>,
+    pub took: Duration,
+}
+
+impl Fetched {
+    /// Polls `source` (on the blocking pool, within its deadline). Owns
+    /// what it needs, so the reconciler can do other work meanwhile.
+    pub async fn from_source(source: Arc<dyn Source>, last_applied: Option<String>) -> Self {
+        let started = Instant::now();
+        let update = poll_blocking(source, last_applied).await;
+        Self {
+            update,
+            took: started.elapsed(),
+        }
+    }
+}
+
+/// Validates what a poll of the source changed. Any error here means the
 /// pass stops: nothing is applied or pruned.
 pub async fn read(
-    source: Arc<dyn Source>,
+    fetched: Fetched,
     last_applied: Option<String>,
     desired: &BTreeMap<ObjectKey, DesiredObject>,
     cluster: ClusterView,
     managed_files: BTreeSet<String>,
     limits: Limits,
 ) -> Result<Option<Read>, Error> {
-    let started = Instant::now();
-    let update = poll_blocking(source, last_applied.clone()).await?;
-    let fetch = started.elapsed();
+    let update = fetched.update?;
+    let fetch = fetched.took;
     let revision = update.snapshot.revision().to_owned();
     let changed = match &update.changes {
         Changes::Full => None,
@@ -343,9 +361,26 @@ impl Reconciler {
 
     /// One pass, with status, events and metrics.
     pub async fn pass(&mut self) -> Result<Outcome, Error> {
-        let started = Instant::now();
+        let fetched = Fetched::from_source(self.source.clone(), self.last_applied.clone()).await;
+        self.pass_fetched(fetched).await
+    }
+
+    /// A fetch for the next pass: it owns what it needs, so drift
+    /// corrections can run while it waits on the network (see `run`).
+    pub fn fetch(&self) -> impl std::future::Future<Output = Fetched> + Send + use<> {
+        Fetched::from_source(self.source.clone(), self.last_applied.clone())
+    }
+
+    /// The rest of a pass after its fetch, with status, events and metrics.
+    pub async fn pass_fetched(&mut self, fetched: Fetched) -> Result<Outcome, Error> {
+        let started = Instant::now()
+            .checked_sub(fetched.took)
+            .unwrap_or_else(Instant::now);
         let span = tracing::info_span!("sync", name = %self.settings.name, revision = tracing::field::Empty);
-        let result = self.pass_inner(&span).instrument(span.clone()).await;
+        let result = self
+            .pass_inner(fetched, &span)
+            .instrument(span.clone())
+            .await;
         match &result {
             Ok(outcome) => {
                 if !outcome.idle {
@@ -374,7 +409,11 @@ impl Reconciler {
         result
     }
 
-    async fn pass_inner(&mut self, span: &tracing::Span) -> Result<Outcome, Error> {
+    async fn pass_inner(
+        &mut self,
+        fetched: Fetched,
+        span: &tracing::Span,
+    ) -> Result<Outcome, Error> {
         let mut phases = Phases::default();
         let started = Instant::now();
         let view = ClusterView {
@@ -388,7 +427,7 @@ impl Reconciler {
             .filter_map(|o| o.path().map(str::to_owned))
             .collect();
         let Some(read) = read(
-            self.source.clone(),
+            fetched,
             self.last_applied.clone(),
             &self.desired,
             view,
@@ -810,7 +849,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source: Arc<dyn Source> = Arc::new(DirSource::new(dir.path(), "tenants").unwrap());
         let err = read(
-            source,
+            Fetched::from_source(source, None).await,
             None,
             &BTreeMap::new(),
             ClusterView::default(),
@@ -832,7 +871,7 @@ mod tests {
         );
         let source: Arc<dyn Source> = Arc::new(crate::source::GitSource::new(config).unwrap());
         let err = read(
-            source,
+            Fetched::from_source(source, None).await,
             None,
             &BTreeMap::new(),
             ClusterView::default(),

@@ -127,7 +127,21 @@ impl Reconciler {
         let mut sweep_at = tokio::time::Instant::now() + self.settings.drift_interval;
         loop {
             let request = self.requests.as_ref().and_then(|r| r.take());
-            let result = self.pass().await;
+            // The fetch may wait on a slow Git server up to --fetch-timeout:
+            // drift is corrected meanwhile (the pass itself has not begun,
+            // so nothing races on an object). Triggers arriving now are kept
+            // by `trigger` for the next pass.
+            let mut fetching = std::pin::pin!(self.fetch());
+            let fetched = loop {
+                tokio::select! {
+                    fetched = &mut fetching => break fetched,
+                    Some(event) = drift.recv() => {
+                        let failed = self.correct_one(event).await;
+                        schedule_retry(failed, &mut retry, &mut retry_at, &mut retry_backoff);
+                    }
+                }
+            };
+            let result = self.pass_fetched(fetched).await;
             if let Some(value) = request {
                 self.status.last_handled_sync_at = Some(value);
                 if let Err(e) = self.writer.write(&self.status).await {
@@ -152,18 +166,7 @@ impl Reconciler {
                     () = tokio::time::sleep_until(deadline) => break,
                     () = trigger.notified() => break,
                     Some(()) = recv(&mut files) => break,
-                    Some(event) = drift.recv() => {
-                        let key = match &event {
-                            ObjectEvent::Changed(k) | ObjectEvent::Deleted(k) => k.clone(),
-                        };
-                        match self.correct_drift(event).await {
-                            Ok(_) => BTreeSet::new(),
-                            Err(e) => {
-                                tracing::warn!(%key, error = %e, "correcting drift failed; retrying with backoff");
-                                BTreeSet::from([key])
-                            }
-                        }
-                    }
+                    Some(event) = drift.recv() => self.correct_one(event).await,
                     () = sleep_until_some(retry_at) => {
                         retry_at = None;
                         let keys = std::mem::take(&mut retry).into_iter().collect();
@@ -178,15 +181,39 @@ impl Reconciler {
                         self.drift_sweep().await
                     }
                 };
-                if !failed.is_empty() {
-                    retry.extend(failed);
-                    if retry_at.is_none() {
-                        retry_at =
-                            Some(tokio::time::Instant::now() + next_backoff(&mut retry_backoff));
-                    }
-                }
+                schedule_retry(failed, &mut retry, &mut retry_at, &mut retry_backoff);
             }
         }
+    }
+
+    /// Corrects the object of one watch event; returns it when that failed.
+    async fn correct_one(&mut self, event: ObjectEvent) -> BTreeSet<ObjectKey> {
+        let key = match &event {
+            ObjectEvent::Changed(k) | ObjectEvent::Deleted(k) => k.clone(),
+        };
+        match self.correct_drift(event).await {
+            Ok(_) => BTreeSet::new(),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "correcting drift failed; retrying with backoff");
+                BTreeSet::from([key])
+            }
+        }
+    }
+}
+
+/// Queues failed corrections for a retry with backoff.
+fn schedule_retry(
+    failed: BTreeSet<ObjectKey>,
+    retry: &mut BTreeSet<ObjectKey>,
+    retry_at: &mut Option<tokio::time::Instant>,
+    backoff: &mut std::time::Duration,
+) {
+    if failed.is_empty() {
+        return;
+    }
+    retry.extend(failed);
+    if retry_at.is_none() {
+        *retry_at = Some(tokio::time::Instant::now() + next_backoff(backoff));
     }
 }
 

@@ -148,6 +148,11 @@ pub fn github_signature(secret: &[u8], body: &[u8]) -> String {
 const MAX_IN_FLIGHT: usize = 16;
 /// Time allowed to send the body.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Time allowed to send a request's headers (also how long an idle
+/// keep-alive connection stays open).
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Connections open at once (see [`serve`]).
+pub const MAX_CONNECTIONS: usize = 64;
 /// Delivery ids remembered to drop redeliveries.
 const SEEN_DELIVERIES: usize = 1024;
 
@@ -204,6 +209,135 @@ impl Webhook {
         }
         seen.push_back(id.to_owned());
         true
+    }
+}
+
+/// One open connection, as [`serve`] tracks it.
+struct Conn {
+    id: u64,
+    /// Inside a request (its headers are in): not to be closed for a
+    /// newcomer.
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    close: Arc<Notify>,
+}
+
+/// Open connections, oldest first.
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    open: std::collections::VecDeque<Conn>,
+}
+
+impl Conns {
+    /// Makes room for one more connection: below the cap, nothing to do;
+    /// at the cap, the oldest connection still waiting for a request's
+    /// headers is closed. False when every connection is inside a request.
+    fn make_room(&mut self, cap: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.open.len() < cap {
+            return true;
+        }
+        match self
+            .open
+            .iter()
+            .position(|c| !c.busy.load(Ordering::Acquire))
+        {
+            Some(i) => {
+                if let Some(idle) = self.open.remove(i) {
+                    idle.close.notify_one();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Serves the webhook on `listener` until the task is dropped, hardened
+/// against clients that connect and then send slowly or nothing:
+/// - headers must arrive within [`HEADER_TIMEOUT`] (hyper closes the
+///   connection otherwise, idle keep-alive connections included), and a
+///   body within [`BODY_TIMEOUT`] (see [`handle`]);
+/// - at most `max_connections` ([`MAX_CONNECTIONS`]) are open at once. The
+///   next one is accepted by closing the oldest connection that has not
+///   sent a request's headers yet, so connections held open by a
+///   slow-loris client make way for a real delivery, whose headers come at
+///   once. When every open connection is inside a request, the newcomer is
+///   answered 503 with `Retry-After` and closed (forges redeliver).
+pub async fn serve(listener: tokio::net::TcpListener, hook: Arc<Webhook>, max_connections: usize) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::AsyncWriteExt as _;
+
+    // Every update of the list is a single queue operation: a poisoned
+    // lock still holds a whole list.
+    let conns = Arc::new(std::sync::Mutex::new(Conns::default()));
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a webhook connection failed");
+                continue;
+            }
+        };
+        let busy = Arc::new(AtomicBool::new(false));
+        let close = Arc::new(Notify::new());
+        let id = {
+            let mut c = conns.lock().unwrap_or_else(|e| e.into_inner());
+            if !c.make_room(max_connections) {
+                drop(c);
+                hook.metrics.webhook("busy");
+                tokio::spawn(async move {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                    let _ = stream.shutdown().await;
+                });
+                tracing::warn!(%peer, "webhook connection refused: every connection is busy");
+                continue;
+            }
+            c.next += 1;
+            let id = c.next;
+            c.open.push_back(Conn {
+                id,
+                busy: busy.clone(),
+                close: close.clone(),
+            });
+            id
+        };
+        let (hook, conns) = (hook.clone(), conns.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn({
+                let hook = hook.clone();
+                let busy = busy.clone();
+                move |req| {
+                    let (hook, busy) = (hook.clone(), busy.clone());
+                    async move {
+                        busy.store(true, Ordering::Release);
+                        let response = handle(req, peer, hook).await;
+                        busy.store(false, Ordering::Release);
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "webhook connection ended with an error");
+                    }
+                }
+                () = close.notified() => {
+                    tracing::info!(%peer, "webhook connection closed to make room: no request headers yet");
+                }
+            }
+            let mut c = conns.lock().unwrap_or_else(|e| e.into_inner());
+            c.open.retain(|c| c.id != id);
+        });
     }
 }
 

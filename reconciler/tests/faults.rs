@@ -478,3 +478,206 @@ async fn two_sources_defining_one_object_do_not_fight_over_it() {
     assert_eq!(later.metadata.resource_version, rv, "no tug of war");
     assert_eq!(owner(&later).as_deref(), Some("team-b"));
 }
+
+/// A TCP listener on `port` that accepts connections and never answers: a
+/// stalled Git server. Each accept is reported on the channel; the
+/// connections stay open while the test runs.
+fn stalled_server(port: u16) -> std::sync::mpsc::Receiver<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        // The previous server on this port may still be going away.
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(listener) => break listener,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("binding {port}: {e}"),
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.push(stream);
+            let _ = tx.send(());
+        }
+    });
+    rx
+}
+
+/// A signed push webhook; returns the HTTP status code.
+fn push_webhook(port: u16, secret: &[u8]) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let sig = kubeflex_reconciler::webhook::github_signature(secret, body.as_bytes());
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /hook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("the webhook answers");
+    out.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// Item 8: a `git://` server that accepts and never answers ends the pass
+/// at `--fetch-timeout`, reported as `FetchTimeout` in the Sync status;
+/// while the fetch waits, drift is corrected and webhooks and `kflex sync`
+/// requests are taken (the request is handled by the next pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_git_server_times_out_while_drift_and_triggers_are_served() {
+    use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+    let cluster = Cluster::start().await;
+    let up = Upstream::new(&[(
+        "controlplanes/a.yaml",
+        &cp_with_vars("st-a", "    x: \"1\"\n"),
+    )]);
+    let daemon = GitDaemon::start(&up.repos());
+    let port = daemon.port;
+    let secret = up.tmp.path().join("secret");
+    std::fs::write(&secret, "stall").unwrap();
+    let hook_port = support::free_port();
+    let mut cmd = reconciler_command(&cluster, "stall");
+    cmd.args(["--git-url", &daemon.url(), "--interval", "1h"])
+        .args(["--fetch-timeout", "10s"])
+        .args(["--webhook-addr", &format!("127.0.0.1:{hook_port}")])
+        .arg("--webhook-secret-file")
+        .arg(&secret)
+        .arg("--cache-dir")
+        .arg(up.cache());
+    let mut reconciler = LoggedReconciler::spawn(cmd);
+    let x = |o: &DynamicObject| {
+        o.data["spec"]["globalVars"]["x"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    eventually("applied", || async {
+        cluster
+            .cp("st-a")
+            .await
+            .is_some_and(|o| x(&o).as_deref() == Some("1"))
+    })
+    .await;
+
+    // The server stalls; a push webhook starts a fetch that waits on it.
+    drop(daemon);
+    let accepted = stalled_server(port);
+    assert_eq!(push_webhook(hook_port, b"stall"), 202);
+    accepted
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the webhook's pass connects to the stalled server");
+
+    // Someone edits the object while the fetch waits: corrected before the
+    // fetch gives up, not after.
+    let admin_cps: Api<DynamicObject> = Api::all_with(
+        cluster.admin.clone(),
+        &ApiResource::erase::<kubeflex_operator::api::ControlPlane>(&()),
+    );
+    let edit = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..PatchParams::default()
+    };
+    admin_cps
+        .patch(
+            "st-a",
+            &edit,
+            &Patch::Merge(serde_json::json!({"spec": {"globalVars": {"x": "2"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("the drift corrected", || async {
+        cluster
+            .cp("st-a")
+            .await
+            .is_some_and(|o| x(&o).as_deref() == Some("1"))
+    })
+    .await;
+    let sync = cluster.sync("stall").await.unwrap();
+    assert!(
+        condition(&sync, "Ready").is_none_or(|c| c.reason != "FetchTimeout"),
+        "the correction waited for the fetch to time out: {:?}\n{}",
+        sync.status,
+        reconciler.log()
+    );
+    assert!(reconciler.logged("drift corrected"), "{}", reconciler.log());
+
+    // Triggers are taken meanwhile: a webhook, and a `kflex sync` request.
+    assert_eq!(push_webhook(hook_port, b"stall"), 202);
+    let syncs: Api<Sync> = Api::all(cluster.admin.clone());
+    syncs
+        .patch(
+            "stall",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                "gitops.kflex.kubestellar.org/sync-requested-at": "during-the-stall"
+            }}})),
+        )
+        .await
+        .unwrap();
+
+    eventually("the timeout reported as such", || async {
+        let sync = cluster.sync("stall").await.unwrap();
+        condition(&sync, "Ready").is_some_and(|c| {
+            c.status == "False"
+                && c.reason == "FetchTimeout"
+                && c.message.contains("timed out after 10s")
+                && c.message.contains(&format!("127.0.0.1:{port}"))
+        })
+    })
+    .await;
+    // The request is handled by the pass after (which times out too).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let sync = cluster.sync("stall").await.unwrap();
+        let handled = sync.status.and_then(|s| s.last_handled_sync_at);
+        if handled.as_deref() == Some("during-the-stall") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sync request was not handled: {handled:?}\n{}",
+            reconciler.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(reconciler.running(), "{}", reconciler.log());
+    assert!(cluster.cp("st-a").await.is_some());
+}
+
+/// Item 8 over https: a server that accepts the TCP connection and never
+/// starts TLS ends a `--once` pass at `--fetch-timeout` with `FetchTimeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_https_server_times_out() {
+    let cluster = Cluster::start().await;
+    let port = support::free_port();
+    let accepted = stalled_server(port);
+    let cache = tempfile::tempdir().unwrap();
+    let mut cmd = reconciler_command(&cluster, "stallhttps");
+    cmd.args([
+        "--git-url",
+        &format!("https://127.0.0.1:{port}/demo.git"),
+        "--once",
+    ])
+    .args(["--fetch-timeout", "2s"])
+    .arg("--cache-dir")
+    .arg(cache.path());
+    let mut reconciler = LoggedReconciler::spawn(cmd);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = reconciler.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running: {}",
+            reconciler.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "{}", reconciler.log());
+    assert!(accepted.try_recv().is_ok(), "no connection was made");
+    let sync = cluster.sync("stallhttps").await.unwrap();
+    let ready = condition(&sync, "Ready").unwrap();
+    assert_eq!(ready.reason, "FetchTimeout", "{ready:?}");
+}

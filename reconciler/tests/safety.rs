@@ -721,6 +721,8 @@ async fn a_copied_label_does_not_make_an_object_ours() {
 /// Upgrades: objects and a `Sync` as the previous version wrote them
 /// (fixtures/v0) are adopted: nothing pruned, at most one write per object
 /// (the tracking id), the applied commit kept, and no writes after that.
+/// A kubectl copy of such an object (the source label, no tracking id, not
+/// applied by the reconciler's field manager) is neither adopted nor pruned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_adopts_what_the_previous_version_wrote() {
     use futures::StreamExt;
@@ -758,6 +760,38 @@ async fn an_upgrade_adopts_what_the_previous_version_wrote() {
             .await
             .unwrap();
     }
+    // A copy of a legacy object made by a person with kubectl, label,
+    // annotations and managedFields and all: no tracking id, like the
+    // legacy objects, but not applied by the reconciler. Git does not
+    // define it: were it taken for ours, it would be pruned.
+    let out = cluster.kubectl_admin(&[
+        "get",
+        "controlplane",
+        "up-a",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut copy: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let meta = copy["metadata"].as_object_mut().unwrap();
+    meta.insert("name".into(), "up-a-copy".into());
+    for field in ["uid", "resourceVersion", "creationTimestamp", "generation"] {
+        meta.remove(field);
+    }
+    assert!(meta.contains_key("managedFields"));
+    let copy_file = cluster.dir.path().join("copy.json");
+    std::fs::write(&copy_file, copy.to_string()).unwrap();
+    let out = cluster.kubectl_admin(&["create", "-f", copy_file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sync = fixture("sync.yaml", "");
     let syncs: Api<kubeflex_operator::api::Sync> = Api::all(cluster.client.clone());
     let mut spec_only = sync.clone();
@@ -814,6 +848,14 @@ async fn an_upgrade_adopts_what_the_previous_version_wrote() {
         assert_eq!(count, 1, "{n} written {count} times: {writes:?}");
         assert!(exists(&cluster, n).await);
     }
+    // The copy: neither adopted (no write) nor pruned.
+    assert!(!writes.iter().any(|w| w == "up-a-copy"), "{writes:?}");
+    let copy = cluster.cp("up-a-copy").await.expect("the copy was pruned");
+    let annotations = copy.metadata.annotations.unwrap_or_default();
+    assert!(
+        !annotations.contains_key("gitops.kflex.kubestellar.org/tracking-id"),
+        "{annotations:?}"
+    );
     let st = status(&cluster, "upgrade").await;
     assert_eq!(st.last_applied_commit.as_deref(), Some(commit.as_str()));
     assert!(st.blocked_prunes.is_empty(), "{st:?}");

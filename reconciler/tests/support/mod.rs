@@ -236,6 +236,32 @@ impl Cluster {
         self.cps().get_opt(name).await.unwrap()
     }
 
+    /// A kubeconfig file of the cluster admin (for a person's commands, and
+    /// for the benchmark's comparison of identities).
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        let env = self.env.as_ref().expect("a running cluster");
+        let kubeconfig = self.dir.path().join("admin-kubeconfig");
+        std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
+        kubeconfig
+    }
+
+    /// The real kubectl as the cluster admin (a person's own commands,
+    /// not the reconciler's), with its own cache dir and HOME.
+    pub fn kubectl_admin(&self, args: &[&str]) -> std::process::Output {
+        let kubeconfig = self.admin_kubeconfig();
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kubectl-cache"))
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("kubectl runs")
+    }
+
     pub async fn sync(&self, name: &str) -> Option<Sync> {
         Api::<Sync>::all(self.client.clone())
             .get_opt(name)
@@ -445,9 +471,14 @@ pub struct Reconciler {
 pub const RECONCILER_LOG: &str = "warn,kubeflex_reconciler=info";
 
 pub fn reconciler_command(cluster: &Cluster, name: &str) -> Command {
+    reconciler_command_with(&cluster.kubeconfig(), name)
+}
+
+/// [`reconciler_command`] with another identity's kubeconfig.
+pub fn reconciler_command_with(kubeconfig: &Path, name: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubeflex-reconciler"));
     cmd.arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
+        .arg(kubeconfig)
         .arg("--name")
         .arg(name)
         .env("RUST_LOG", RECONCILER_LOG)
