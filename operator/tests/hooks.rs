@@ -16,24 +16,12 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use kubeflex_operator::api::{ControlPlane, PostCreateHook};
+use kubeflex_operator::api::ControlPlane;
 use kubeflex_testenv::TestEnv;
 use kubeflex_testenv::simulate::SimConfig;
 use support::{Harness, assert_logs_clean, condition};
 
 const HELLO: &str = include_str!("../../config/samples/postcreate-hooks/hello.yaml");
-
-async fn create_hook(h: &Harness, yaml: &str) -> PostCreateHook {
-    let hook: PostCreateHook = serde_saphyr::from_str(yaml).unwrap();
-    Api::<PostCreateHook>::all(h.client.clone())
-        .patch(
-            &hook.name_any(),
-            &PatchParams::apply("e2e").force(),
-            &Patch::Apply(&hook),
-        )
-        .await
-        .unwrap()
-}
 
 fn hook_status(cp: &ControlPlane, hook: &str) -> Option<bool> {
     cp.status
@@ -89,8 +77,7 @@ spec:
 async fn offending_hooks(h: &Harness, offenders: &[(&str, &str, &str)]) -> String {
     let mut uses = String::new();
     for (name, object, _) in offenders {
-        create_hook(
-            h,
+        h.create_hook(
             &format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: {name}\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: {name}-first\n    data:\n      a: b\n  - {object}"),
         )
         .await;
@@ -131,7 +118,7 @@ async fn hello_hook_completes_with_the_overridden_message_and_labels_propagate()
         "  name: hello\n  labels:\n    kflex.kubestellar.io/flavor: demo\n",
         1,
     );
-    create_hook(&h, &labelled).await;
+    h.create_hook(&labelled).await;
     // A value that would break KubeFlex's JSON-text substitution.
     let message = "Hi \\\"there\\\" {{ .Namespace }}";
     h.create_cp(&format!(
@@ -172,8 +159,8 @@ async fn two_awaited_hooks_hold_ready_until_their_jobs_complete() {
         ..SimConfig::default()
     });
     let h = Harness::start_with(builder, support::settings()).await;
-    create_hook(&h, &job_hook("first", None)).await;
-    create_hook(&h, &job_hook("second", None)).await;
+    h.create_hook(&job_hook("first", None)).await;
+    h.create_hook(&job_hook("second", None)).await;
     h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: two\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHooks:\n  - hookName: first\n  - hookName: second\n")
         .await;
     let waiting = h
@@ -233,7 +220,7 @@ async fn a_hook_created_after_its_control_plane_is_applied_within_seconds() {
         .await;
     assert_eq!(condition(&cp, "PostCreateHooks").unwrap().0, "False");
     let start = Instant::now();
-    create_hook(&h, &job_hook("late", None)).await;
+    h.create_hook(&job_hook("late", None)).await;
     let cp = h
         .wait_cp("early", 10, |cp| hook_status(cp, "late") == Some(true))
         .await;
@@ -250,7 +237,8 @@ async fn a_hook_created_after_its_control_plane_is_applied_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_job_shows_up_as_a_condition_naming_it() {
     let h = Harness::start().await;
-    create_hook(&h, &job_hook("broken", Some("exit status 3"))).await;
+    h.create_hook(&job_hook("broken", Some("exit status 3")))
+        .await;
     h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: failing\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHook: broken\n")
         .await;
     let cp = h
@@ -388,7 +376,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_objects_of_a_hook_go_with_the_control_plane() {
     let h = Harness::start().await;
-    create_hook(&h, CRD_READER_HOOK).await;
+    h.create_hook(CRD_READER_HOOK).await;
     h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: rb\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHook: rbac\n").await;
     h.wait_ready("rb", 60).await;
     let roles = Api::<ClusterRole>::all(h.client.clone());
@@ -528,7 +516,7 @@ async fn escalation_paths_are_refused_and_write_nothing() {
         "baseline"
     );
     // The sample pattern passes: a reader of the hook's own CRD.
-    create_hook(&h, CRD_READER_HOOK).await;
+    h.create_hook(CRD_READER_HOOK).await;
     h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: fine\nspec:\n  type: host\n  postCreateHook: rbac\n").await;
     h.wait_cp("fine", 60, |cp| hook_status(cp, "rbac") == Some(true))
         .await;
@@ -539,7 +527,7 @@ async fn escalation_paths_are_refused_and_write_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_hook_is_rerendered_only_when_asked() {
     let h = Harness::start().await;
-    create_hook(&h, HELLO).await;
+    h.create_hook(HELLO).await;
     h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: rr\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHook: hello\n").await;
     h.wait_ready("rr", 60).await;
     let command = |j: Job| {
@@ -549,7 +537,8 @@ async fn a_changed_hook_is_rerendered_only_when_asked() {
             .unwrap()
     };
     // Once-only by default: a changed default does not re-run the Job.
-    create_hook(&h, &HELLO.replace("Hello from Defaults", "Second")).await;
+    h.create_hook(&HELLO.replace("Hello from Defaults", "Second"))
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let j = job(&h, "rr-system", "hello").await.unwrap();
     assert_eq!(command(j)[1], "Hello from Defaults");
@@ -559,7 +548,7 @@ async fn a_changed_hook_is_rerendered_only_when_asked() {
         "  name: hello\n  annotations:\n    kflex.kubestellar.org/rerender: \"true\"\n",
         1,
     );
-    create_hook(&h, &annotated).await;
+    h.create_hook(&annotated).await;
     h.eventually("the re-rendered Job", 20, || async {
         job(&h, "rr-system", "hello")
             .await
@@ -580,13 +569,13 @@ async fn no_secret_value_reaches_logs_events_or_status() {
     // One hook writes a Secret from a variable; another fails while
     // rendering an expression over the same value, and a third is refused
     // after rendering it.
-    create_hook(&h, "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: creds\nspec:\n  templates:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: creds\n    stringData:\n      password: \"{{ .PASSWORD }}\"\n").await;
-    create_hook(&h, "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: bad-expr\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: x\n    data:\n      n: \"{{ PASSWORD | int }}\"\n      m: \"{{ PASSWORD + 1 }}\"\n").await;
-    create_hook(&h, "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: refused\nspec:\n  templates:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: leak\n      namespace: kube-system\n    stringData:\n      password: \"{{ .PASSWORD }}\"\n").await;
+    h.create_hook("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: creds\nspec:\n  templates:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: creds\n    stringData:\n      password: \"{{ .PASSWORD }}\"\n").await;
+    h.create_hook("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: bad-expr\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: x\n    data:\n      n: \"{{ PASSWORD | int }}\"\n      m: \"{{ PASSWORD + 1 }}\"\n").await;
+    h.create_hook("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: refused\nspec:\n  templates:\n  - apiVersion: v1\n    kind: Secret\n    metadata:\n      name: leak\n      namespace: kube-system\n    stringData:\n      password: \"{{ .PASSWORD }}\"\n").await;
     // A namespace rendered from the value is refused, naming it; an API
     // error (422) quotes the value (`Invalid value: {labels}`).
-    create_hook(&h, "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: ns-leak\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: x\n      namespace: \"{{ .PASSWORD }}\"\n").await;
-    create_hook(&h, "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: api-leak\nspec:\n  templates:\n  - apiVersion: apps/v1\n    kind: Deployment\n    metadata:\n      name: leaky\n    spec:\n      selector:\n        matchLabels:\n          app: x\n      template:\n        metadata:\n          labels:\n            app: \"{{ .PASSWORD }}\"\n        spec:\n          containers:\n          - name: c\n            image: busybox\n").await;
+    h.create_hook("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: ns-leak\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: x\n      namespace: \"{{ .PASSWORD }}\"\n").await;
+    h.create_hook("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: api-leak\nspec:\n  templates:\n  - apiVersion: apps/v1\n    kind: Deployment\n    metadata:\n      name: leaky\n    spec:\n      selector:\n        matchLabels:\n          app: x\n      template:\n        metadata:\n          labels:\n            app: \"{{ .PASSWORD }}\"\n        spec:\n          containers:\n          - name: c\n            image: busybox\n").await;
     h.create_cp(&format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: sec\nspec:\n  type: host\n  globalVars:\n    PASSWORD: \"{password}\"\n  postCreateHooks:\n  - hookName: creds\n  - hookName: bad-expr\n  - hookName: refused\n  - hookName: ns-leak\n  - hookName: api-leak\n"))
         .await;
     let cp = h
@@ -643,7 +632,7 @@ async fn an_awaited_hook_past_its_timeout_is_reported_failed() {
         ..support::settings()
     };
     let h = Harness::start_with(builder, settings).await;
-    create_hook(&h, &job_hook("slow", None)).await;
+    h.create_hook(&job_hook("slow", None)).await;
     h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: slowcp\nspec:\n  type: host\n  waitForPostCreateHooks: true\n  postCreateHook: slow\n")
         .await;
     let cp = h
@@ -673,8 +662,7 @@ async fn waiting_for_no_hooks_is_simply_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tenants_hook_cannot_take_over_anothers_cluster_object() {
     let h = Harness::start().await;
-    create_hook(
-        &h,
+    h.create_hook(
         "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: fixed-role\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: marker\n  - apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRole\n    metadata:\n      name: shared-reader\n    rules: []\n",
     )
     .await;
@@ -753,9 +741,9 @@ async fn an_upgrade_rerenders_old_hook_objects_and_takes_nothing_else_over() {
     use serde_json::json;
     let mut h = Harness::start_idle(TestEnv::builder(), support::settings()).await;
     let sa = support::install_rbac(&h.env, &h.client, |_| {}).await;
-    create_hook(&h, &settings_hook("one")).await;
+    h.create_hook(&settings_hook("one")).await;
     for (name, target) in [("grab", "operator-owned"), ("adopt", "someones")] {
-        create_hook(&h, &format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: {name}\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: {name}-first\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: {target}\n    data:\n      k: hook\n")).await;
+        h.create_hook(&format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: {name}\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: {name}-first\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: {target}\n    data:\n      k: hook\n")).await;
     }
     h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: up\nspec:\n  type: host\n  postCreateHooks:\n  - hookName: settings\n  - hookName: grab\n  - hookName: adopt\n").await;
     // What the previous version left: the hook's ConfigMap applied through
@@ -830,7 +818,7 @@ async fn an_upgrade_rerenders_old_hook_objects_and_takes_nothing_else_over() {
             .contains(&(names::FIELD_MANAGER.into(), "Apply".into()))
     );
     // The new version, with a changed hook.
-    create_hook(&h, &settings_hook("two")).await;
+    h.create_hook(&settings_hook("two")).await;
     h.start_operator_as(sa);
     h.eventually("the re-rendered ConfigMap", 60, || async {
         Api::<ConfigMap>::namespaced(h.client.clone(), "up-system")

@@ -112,34 +112,9 @@ async fn operator_scenario(
     let sa = h
         .service_account_client(NAMESPACE, "kubeflex-operator")
         .await;
-    for _ in 0..2 {
-        tokio::time::timeout(
-            Duration::from_secs(8),
-            kubeflex_operator::leader::acquire(
-                sa.clone(),
-                NAMESPACE,
-                kubeflex_operator::leader::LEASE_NAME,
-                "chart-test",
-                kubeflex_operator::leader::RETRY,
-            ),
-        )
-        .await
-        .map_err(|_| "the leader Lease could not be taken or renewed".to_owned())?;
-    }
-    let hooks_ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(
-            "tenancy.kflex.kubestellar.org",
-            "v1alpha1",
-            "PostCreateHook",
-        ),
-        "postcreatehooks",
-    );
+    support::take_and_renew_lease(&sa, "chart-test").await?;
     for yaml in [HELLO, WIDGETS] {
-        let hook: DynamicObject = serde_saphyr::from_str(yaml).unwrap();
-        Api::<DynamicObject>::all_with(h.client.clone(), &hooks_ar)
-            .create(&PostParams::default(), &hook)
-            .await
-            .unwrap();
+        h.create_hook(yaml).await;
     }
     // The cluster an `external` control plane adopts: another testenv,
     // reached through the bootstrap Secret's kubeconfig.

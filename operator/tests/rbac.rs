@@ -98,20 +98,9 @@ async fn the_operator_role_is_enough_for_every_hosted_type() {
     );
 
     // Leader election: create the Lease, then renew it (get + update by name).
-    for _ in 0..2 {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            kubeflex_operator::leader::acquire(
-                sa.clone(),
-                SA_NAMESPACE,
-                kubeflex_operator::leader::LEASE_NAME,
-                "rbac-test",
-                kubeflex_operator::leader::RETRY,
-            ),
-        )
+    support::take_and_renew_lease(&sa, "rbac-test")
         .await
         .expect("the Lease could not be taken with the leader-election Role");
-    }
 
     h.start_operator_as(sa);
     let cps = [

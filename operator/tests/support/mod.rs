@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use kubeflex_operator::api::ControlPlane;
+use kubeflex_operator::api::{ControlPlane, PostCreateHook};
 use kubeflex_operator::config::OperatorConfig;
 use kubeflex_operator::context::{ProbeMode, Settings};
 use kubeflex_operator::metrics::Metrics;
@@ -177,6 +177,26 @@ pub async fn install_rbac(
         .unwrap()
 }
 
+/// Takes, then renews, the operator's leader Lease as `client` (create,
+/// then get + update by name): what the leader-election Role must allow.
+pub async fn take_and_renew_lease(client: &Client, holder: &str) -> Result<(), String> {
+    for _ in 0..2 {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            kubeflex_operator::leader::acquire(
+                client.clone(),
+                SA_NAMESPACE,
+                kubeflex_operator::leader::LEASE_NAME,
+                holder,
+                kubeflex_operator::leader::RETRY,
+            ),
+        )
+        .await
+        .map_err(|_| "the leader Lease could not be taken or renewed".to_owned())?;
+    }
+    Ok(())
+}
+
 /// Events (events.k8s.io) in `default` regarding the object `name`: the
 /// operator's Events about a ControlPlane (cluster-scoped objects' Events
 /// go there).
@@ -264,27 +284,8 @@ impl Harness {
     }
 
     pub async fn start_with(builder: Builder, settings: Settings) -> Self {
-        logs();
-        let env = builder.start().await.unwrap();
-        let client = env.client().await.unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in kubeflex_operator::crdgen::crds() {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-        let operator_client = install_rbac(&env, &client, |_| {}).await;
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("hosting-kubeconfig");
-        std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
-        let mut h = Self {
-            env,
-            client,
-            operator_client,
-            dir,
-            kubeconfig,
-            metrics: Arc::new(Metrics::default()),
-            settings,
-            operator: None,
-        };
+        let mut h = Self::start_idle(builder, settings).await;
+        h.operator_client = install_rbac(&h.env, &h.client, |_| {}).await;
         h.start_operator();
         h
     }
@@ -335,6 +336,19 @@ impl Harness {
                 &cp.name_any(),
                 &PatchParams::apply("e2e").force(),
                 &Patch::Apply(&cp),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Creates or updates a PostCreateHook from YAML (as the admin).
+    pub async fn create_hook(&self, yaml: &str) -> PostCreateHook {
+        let hook: PostCreateHook = serde_saphyr::from_str(yaml).unwrap();
+        Api::<PostCreateHook>::all(self.client.clone())
+            .patch(
+                &hook.name_any(),
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&hook),
             )
             .await
             .unwrap()
