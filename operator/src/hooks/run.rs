@@ -72,8 +72,14 @@ impl Discovered {
     }
 
     /// Looks up every kind not known yet; failures leave it unknown (the
-    /// policy then refuses the template as not served).
-    async fn learn(&self, client: &Client, kinds: &BTreeSet<(String, String)>) {
+    /// policy then refuses the template as not served). A kind may be
+    /// rendered from a variable: the log line is scrubbed with `vars`.
+    async fn learn(
+        &self,
+        client: &Client,
+        kinds: &BTreeSet<(String, String)>,
+        vars: &BTreeMap<String, String>,
+    ) {
         for (api_version, kind) in kinds {
             if self.get(api_version, kind).is_some() {
                 continue;
@@ -93,7 +99,8 @@ impl Discovered {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(%api_version, %kind, error = %e, "kind not discovered");
+                    let what = super::scrub(&format!("{kind} of {api_version}: {e}"), vars);
+                    tracing::debug!(%what, "kind not discovered");
                 }
             }
         }
@@ -306,7 +313,7 @@ async fn one_hook(
         u.name,
     );
     ctx.hook_kinds
-        .learn(&ctx.client, &kinds_of(&hook, &vars, &ctx.renderer))
+        .learn(&ctx.client, &kinds_of(&hook, &vars, &ctx.renderer), &vars)
         .await;
     let plan = match super::plan(
         &cp_name,
