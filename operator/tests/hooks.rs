@@ -745,7 +745,10 @@ async fn an_upgrade_rerenders_old_hook_objects_and_takes_nothing_else_over() {
     for (name, target) in [("grab", "operator-owned"), ("adopt", "someones")] {
         h.create_hook(&format!("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: {name}\nspec:\n  templates:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: {name}-first\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: {target}\n    data:\n      k: hook\n")).await;
     }
-    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: up\nspec:\n  type: host\n  postCreateHooks:\n  - hookName: settings\n  - hookName: grab\n  - hookName: adopt\n").await;
+    // The host type's own ClusterRoleBinding `<cp>-binding`, re-pointed at
+    // a role of the hook's (which the grant rules alone would allow).
+    h.create_hook("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: PostCreateHook\nmetadata:\n  name: bind-grab\nspec:\n  templates:\n  - apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRole\n    metadata:\n      name: \"{{ ControlPlaneName }}-grab\"\n    rules: []\n  - apiVersion: rbac.authorization.k8s.io/v1\n    kind: ClusterRoleBinding\n    metadata:\n      name: \"{{ ControlPlaneName }}-binding\"\n    roleRef:\n      apiGroup: rbac.authorization.k8s.io\n      kind: ClusterRole\n      name: \"{{ ControlPlaneName }}-grab\"\n    subjects:\n    - kind: ServiceAccount\n      name: default\n      namespace: \"{{ Namespace }}\"\n").await;
+    h.create_cp("apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: up\nspec:\n  type: host\n  postCreateHooks:\n  - hookName: settings\n  - hookName: grab\n  - hookName: adopt\n  - hookName: bind-grab\n").await;
     // What the previous version left: the hook's ConfigMap applied through
     // its write path then (the operator's manager, forced), the hook
     // recorded with the hash of that rendering.
@@ -847,7 +850,7 @@ async fn an_upgrade_rerenders_old_hook_objects_and_takes_nothing_else_over() {
     );
     let cp = h
         .wait_cp("up", 30, |cp| {
-            condition(cp, "PostCreateHooks").is_some_and(|c| c.2.contains("adopt refused"))
+            condition(cp, "PostCreateHooks").is_some_and(|c| c.2.contains("bind-grab refused"))
         })
         .await;
     let message = condition(&cp, "PostCreateHooks").unwrap().2;
@@ -861,6 +864,22 @@ async fn an_upgrade_rerenders_old_hook_objects_and_takes_nothing_else_over() {
         "{message}"
     );
     assert_eq!(hook_status(&cp, "settings"), Some(true));
+    assert!(
+        message.contains("ClusterRoleBinding up-binding is managed by the operator"),
+        "{message}"
+    );
+    let binding = Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(h.client.clone())
+        .get("up-binding")
+        .await
+        .unwrap();
+    assert_eq!(binding.role_ref.name, "cluster-admin");
+    assert!(
+        Api::<ClusterRole>::all(h.client.clone())
+            .get_opt("up-grab")
+            .await
+            .unwrap()
+            .is_none()
+    );
     for (name, value, owner) in [
         ("operator-owned", "operator", names::FIELD_MANAGER),
         ("someones", "theirs", ""),

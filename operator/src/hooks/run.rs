@@ -369,8 +369,10 @@ async fn one_hook(
 /// Why an existing object may not be written by `hook` of `cp_name`, if
 /// it may not. A hook writes only objects that do not exist yet or that a
 /// hook of the same control plane made (both labels): never the operator's
-/// own objects, those its workloads or controllers make in `NAME-system`
-/// (`vc-vcluster`, `kube-root-ca.crt`, PVCs, ...), nor another tenant's.
+/// own objects (in `NAME-system` or cluster-scoped, like the host type's
+/// `<cp>-binding`), those its workloads or controllers make in
+/// `NAME-system` (`vc-vcluster`, `kube-root-ca.crt`, PVCs, ...), nor
+/// another tenant's.
 pub fn ownership_refusal(
     cp_name: &str,
     p: &Planned,
@@ -378,17 +380,22 @@ pub fn ownership_refusal(
 ) -> Option<String> {
     let owner = labels.get(names::LABEL_CONTROL_PLANE).map(String::as_str);
     let by_hook = labels.contains_key(names::LABEL_POST_CREATE_HOOK);
-    if p.namespace.is_none() {
-        return (owner != Some(cp_name)).then(|| format!(
-            "{} already exists and belongs to {}; give it a per-control-plane name such as {{{{ ControlPlaneName }}}}-{}",
-            p.describe(),
-            owner.map_or_else(|| "no control plane".into(), |o| format!("control plane {o}")),
-            p.name
-        ));
-    }
     if owner == Some(cp_name) && by_hook {
         return None;
     }
+    if p.namespace.is_none() && owner != Some(cp_name) {
+        return Some(format!(
+            "{} already exists and belongs to {}; give it a per-control-plane name such as {{{{ ControlPlaneName }}}}-{}",
+            p.describe(),
+            owner.map_or_else(
+                || "no control plane".into(),
+                |o| format!("control plane {o}")
+            ),
+            p.name
+        ));
+    }
+    // The operator's own objects (namespaced, or cluster-scoped such as
+    // the host type's `<cp>-binding`) carry its label but no hook's.
     let whose = if labels.get(names::LABEL_MANAGED_BY).map(String::as_str)
         == Some(names::MANAGED_BY)
         && !by_hook
@@ -811,5 +818,8 @@ mod tests {
         assert_eq!(ownership_refusal("cp1", &cluster, &hooks), None);
         let why = ownership_refusal("cp2", &cluster, &hooks).unwrap();
         assert!(why.contains("belongs to control plane cp1"), "{why}");
+        // The host type's ClusterRoleBinding: this control plane's, not a hook's.
+        let why = ownership_refusal("cp1", &cluster, &operators).unwrap();
+        assert!(why.contains("managed by the operator"), "{why}");
     }
 }
