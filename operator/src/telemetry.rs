@@ -50,9 +50,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// kube's client logs response bodies: at `debug` an error `Status` (whose
+/// message quotes rejected values, `Invalid value: "…"`, possibly a
+/// rendered hook variable), at `warn` a body it could not decode (a
+/// Secret's data). Capped at `error` whatever `RUST_LOG` asks for; the
+/// errors themselves reach the operator's own logs redacted.
+pub const SILENCED: &str = "kube_client::client=error";
+
+/// `directives` (`RUST_LOG` syntax) with [`SILENCED`] on top.
+pub fn filter(directives: &str) -> EnvFilter {
+    EnvFilter::new(format!("{directives},{SILENCED}"))
+}
+
 /// Installs the global subscriber (once per process).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(&std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colours())

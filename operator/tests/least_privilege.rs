@@ -25,7 +25,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -33,7 +32,7 @@ use kubeflex_testenv::TestEnv;
 use serde_json::{Value, json};
 use support::{Harness, condition};
 
-const NAMESPACE: &str = "kubeflex-system";
+const NAMESPACE: &str = support::SA_NAMESPACE;
 /// The chart's RBAC objects (operator and reconciler), rendered by Helm.
 async fn chart_rbac() -> Vec<Value> {
     let mut objects: Vec<Value> =
@@ -52,43 +51,6 @@ async fn chart_rbac() -> Vec<Value> {
     objects
 }
 
-fn plural(kind: &str) -> String {
-    format!("{}s", kind.to_lowercase())
-}
-
-/// Server-side applies `objects` as the admin (what `helm install` does,
-/// with the chart's objects), creating kubeflex-system first.
-async fn apply_as_admin(client: &Client, objects: &[Value]) {
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
-    let _ = Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await;
-    for obj in objects {
-        let (group, version) = obj["apiVersion"]
-            .as_str()
-            .unwrap()
-            .rsplit_once('/')
-            .unwrap_or(("", obj["apiVersion"].as_str().unwrap()));
-        let kind = obj["kind"].as_str().unwrap();
-        let ar = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, kind),
-            &plural(kind),
-        );
-        let name = obj["metadata"]["name"].as_str().unwrap();
-        let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
-        api.patch(
-            name,
-            &PatchParams::apply("chart-test").force(),
-            &Patch::Apply(obj),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
-    }
-}
-
 /// Polls `check` every 200 ms for `secs`; `Err(what)` on timeout.
 async fn within<F, Fut>(secs: u64, what: &str, mut check: F) -> Result<(), String>
 where
@@ -105,15 +67,9 @@ where
     Err(format!("timed out after {secs}s waiting for {what}"))
 }
 
-/// Whether an events.k8s.io Event in `default` regards the object `name`.
+/// Whether an Event regards the object `name`.
 async fn events_about(client: &Client, name: &str) -> bool {
-    Api::<Event>::namespaced(client.clone(), "default")
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .any(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+    !support::events_about(client, name).await.is_empty()
 }
 
 /// Waits until `name` is Synced and Ready; fails at once when one of its
@@ -195,34 +151,9 @@ async fn operator_scenario(
     let sa = h
         .service_account_client(NAMESPACE, "kubeflex-operator")
         .await;
-    for _ in 0..2 {
-        tokio::time::timeout(
-            Duration::from_secs(8),
-            kubeflex_operator::leader::acquire(
-                sa.clone(),
-                NAMESPACE,
-                kubeflex_operator::leader::LEASE_NAME,
-                "chart-test",
-                kubeflex_operator::leader::RETRY,
-            ),
-        )
-        .await
-        .map_err(|_| "the leader Lease could not be taken or renewed".to_owned())?;
-    }
-    let hooks_ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(
-            "tenancy.kflex.kubestellar.org",
-            "v1alpha1",
-            "PostCreateHook",
-        ),
-        "postcreatehooks",
-    );
+    support::take_and_renew_lease(&sa, "chart-test").await?;
     for yaml in [HELLO, WIDGETS] {
-        let hook: DynamicObject = serde_saphyr::from_str(yaml).unwrap();
-        Api::<DynamicObject>::all_with(h.client.clone(), &hooks_ar)
-            .create(&PostParams::default(), &hook)
-            .await
-            .unwrap();
+        h.create_hook(yaml).await;
     }
     // The cluster an `external` control plane adopts: another testenv,
     // reached through the bootstrap Secret's kubeconfig.
@@ -490,7 +421,7 @@ const ON_OPENSHIFT: [(&str, &str, &str); 1] = [("ocp", "k8s", "")];
 async fn harness_with(objects: &[Value], openshift: bool) -> Harness {
     let builder = TestEnv::builder().openshift_routes(openshift);
     let h = Harness::start_idle(builder, support::settings()).await;
-    apply_as_admin(&h.client, objects).await;
+    support::apply_all_as_admin(&h.client, objects).await;
     h
 }
 

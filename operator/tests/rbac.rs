@@ -54,17 +54,8 @@ fn cp_yaml(name: &str, type_: &str) -> String {
     )
 }
 
-/// Events the operator published about ControlPlane `cp` (cluster-scoped
-/// objects' Events go to `default`).
 async fn events_about(h: &Harness, cp: &str) -> Vec<Event> {
-    Api::<Event>::namespaced(h.client.clone(), "default")
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(cp))
-        .collect()
+    support::events_about(&h.client, cp).await
 }
 
 /// Ready=True *and* Synced=True: a pass that failed before observing
@@ -107,20 +98,9 @@ async fn the_operator_role_is_enough_for_every_hosted_type() {
     );
 
     // Leader election: create the Lease, then renew it (get + update by name).
-    for _ in 0..2 {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            kubeflex_operator::leader::acquire(
-                sa.clone(),
-                SA_NAMESPACE,
-                kubeflex_operator::leader::LEASE_NAME,
-                "rbac-test",
-                kubeflex_operator::leader::RETRY,
-            ),
-        )
+    support::take_and_renew_lease(&sa, "rbac-test")
         .await
         .expect("the Lease could not be taken with the leader-election Role");
-    }
 
     h.start_operator_as(sa);
     let cps = [
@@ -248,5 +228,93 @@ async fn a_first_pass_that_fails_does_not_report_ready() {
         "{:#?}",
         cp.status
     );
+    h.stop_operator().await;
+}
+
+/// An upgrade: versions before the pre-installed ClusterRole
+/// `kubeflex-vcluster` made a Role `vcluster` (pods/exec, Secrets, ...) and
+/// a RoleBinding `vcluster` in `NAME-system`. The operator, with the
+/// shipped role, removes those it made (its labels) and leaves a `vcluster`
+/// Role it did not make.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_removes_the_old_vcluster_role() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use serde_json::json;
+    let mut h = Harness::start_idle(TestEnv::builder(), support::settings()).await;
+    let sa = install_rbac(&h, |_| {}).await;
+    let labels = |cp: &str| {
+        json!({"app.kubernetes.io/managed-by": "kubeflex-operator",
+               "kflex.kubestellar.org/control-plane": cp,
+               "app.kubernetes.io/component": "vcluster", "app": "vcluster", "release": "vcluster"})
+    };
+    for (cp, ours) in [("old", true), ("other", false)] {
+        h.create_cp(&cp_yaml(cp, "vcluster")).await;
+        let ns = format!("{cp}-system");
+        let namespace: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        Api::<Namespace>::all(h.client.clone())
+            .create(&Default::default(), &namespace)
+            .await
+            .unwrap();
+        let meta = if ours {
+            json!({"name": "vcluster", "labels": labels(cp)})
+        } else {
+            json!({"name": "vcluster"})
+        };
+        // As the previous version wrote them (abridged rules).
+        let role: Role = serde_json::from_value(json!({"metadata": meta,
+            "rules": [{"apiGroups": [""], "resources": ["pods/exec", "secrets"], "verbs": ["create", "get"]}]}))
+        .unwrap();
+        Api::<Role>::namespaced(h.client.clone(), &ns)
+            .create(&Default::default(), &role)
+            .await
+            .unwrap();
+        let binding: RoleBinding = serde_json::from_value(json!({"metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "vcluster"},
+            "subjects": [{"kind": "ServiceAccount", "name": "vc-vcluster", "namespace": ns}]}))
+        .unwrap();
+        Api::<RoleBinding>::namespaced(h.client.clone(), &ns)
+            .create(&Default::default(), &binding)
+            .await
+            .unwrap();
+    }
+    h.start_operator_as(sa);
+    for cp in ["old", "other"] {
+        wait_synced_and_ready(&h, cp, 120).await;
+    }
+    let roles = Api::<Role>::namespaced(h.client.clone(), "old-system");
+    let bindings = Api::<RoleBinding>::namespaced(h.client.clone(), "old-system");
+    h.eventually(
+        "the old vcluster Role and RoleBinding to be gone",
+        30,
+        || async {
+            roles.get_opt("vcluster").await.unwrap().is_none()
+                && bindings.get_opt("vcluster").await.unwrap().is_none()
+        },
+    )
+    .await;
+    assert!(
+        bindings
+            .get_opt("kubeflex-vcluster")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // One the operator did not make stays.
+    let role_kept = Api::<Role>::namespaced(h.client.clone(), "other-system")
+        .get_opt("vcluster")
+        .await
+        .unwrap();
+    let binding_kept = Api::<RoleBinding>::namespaced(h.client.clone(), "other-system")
+        .get_opt("vcluster")
+        .await
+        .unwrap();
+    assert!(role_kept.is_some() && binding_kept.is_some());
+    for cp in ["old", "other"] {
+        for e in events_about(&h, cp).await {
+            let note = e.note.unwrap_or_default().to_lowercase();
+            assert!(!note.contains("forbidden"), "{cp}: {note}");
+        }
+    }
     h.stop_operator().await;
 }

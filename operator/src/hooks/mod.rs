@@ -55,6 +55,40 @@ pub enum HookError {
     },
 }
 
+/// The variables the operator sets, whose values are names, never secret.
+const SYSTEM_VARS: [&str; 3] = ["Namespace", "ControlPlaneName", "HookName"];
+/// Shortest value hidden by [`scrub`]: shorter ones (`true`, `1`) would
+/// blank out ordinary words of a message.
+const MIN_HIDDEN: usize = 6;
+
+/// `message` with the value of every variable a user set (not the system
+/// ones) replaced by `{{ NAME }}`, as written and JSON-escaped: conditions,
+/// Events and logs say what was rendered, never a rendered value (a
+/// templated name or namespace, a value quoted by an API error).
+pub fn scrub(message: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut hidden: Vec<(String, &str)> = vars
+        .iter()
+        .filter(|(k, v)| !SYSTEM_VARS.contains(&k.as_str()) && v.len() >= MIN_HIDDEN)
+        .flat_map(|(k, v)| {
+            let escaped = serde_json::to_string(v).unwrap_or_default();
+            let escaped = escaped
+                .strip_prefix('"')
+                .and_then(|e| e.strip_suffix('"'))
+                .unwrap_or_default()
+                .to_string();
+            [(v.clone(), k.as_str()), (escaped, k.as_str())]
+        })
+        .filter(|(v, _)| v.len() >= MIN_HIDDEN)
+        .collect();
+    // Longest first: a value holding another is replaced whole.
+    hidden.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+    let mut out = message.to_string();
+    for (value, name) in hidden {
+        out = out.replace(&value, &format!("{{{{ {name} }}}}"));
+    }
+    out
+}
+
 /// A hook rendered and checked for one control plane.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
@@ -177,6 +211,26 @@ mod tests {
             json!("Hi \"there\"\n{{ .X }}")
         );
         assert_ne!(p.hash, p2.hash);
+    }
+
+    #[test]
+    fn scrub_hides_user_values_not_names() {
+        let vars = select::variables(
+            &[],
+            None,
+            Some(&BTreeMap::from([
+                ("PASSWORD".to_string(), "s3cr\"et-value".to_string()),
+                ("FLAG".to_string(), "true".to_string()),
+            ])),
+            "cp1",
+            "hello",
+        );
+        let m =
+            r#"namespace s3cr"et-value is outside cp1-system; labels {"a":"s3cr\"et-value"}: true"#;
+        assert_eq!(
+            scrub(m, &vars),
+            r#"namespace {{ PASSWORD }} is outside cp1-system; labels {"a":"{{ PASSWORD }}"}: true"#
+        );
     }
 
     #[test]

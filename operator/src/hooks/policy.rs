@@ -161,8 +161,11 @@ pub fn hook_labels(cp_name: &str, hook: &str) -> [(&'static str, String); 3] {
 
 /// Names of the objects the operator manages in `NAME-system` (whatever
 /// their kind: a hook's object of the same name would be mistaken for, or
-/// fight with, the operator's).
-const OPERATOR_NAMES: [&str; 12] = [
+/// fight with, the operator's), and of those the namespace or the tenant's
+/// workloads make there. A unit test builds every type's objects and
+/// checks each is covered; [`super::run::ownership_refusal`] also refuses
+/// any existing object no hook of the control plane made.
+const OPERATOR_NAMES: [&str; 19] = [
     names::SECRET_K8S_CERTS,
     names::SECRET_ADMIN_KUBECONFIG,
     names::SECRET_CM_KUBECONFIG,
@@ -175,7 +178,18 @@ const OPERATOR_NAMES: [&str; 12] = [
     names::STATEFULSET_K3S,
     names::SERVICE_K3S,
     names::VCLUSTER_RELEASE,
+    "vcluster-headless",
+    "vcluster-nodeport",
+    "vc-workload-vcluster",
+    "kubeflex-vcluster",
+    "k3s-data",
+    // Made by the namespace's controllers.
+    "kube-root-ca.crt",
+    "openshift-service-ca.crt",
 ];
+
+/// Prefix of the operator's database Jobs and their credentials.
+const OPERATOR_PREFIX: &str = "kflex-db-";
 
 /// Whether a namespaced `kind`/`name` of a hook would be one the operator
 /// manages for `cp_name`. `postgres` only as the dedicated database's
@@ -183,6 +197,8 @@ const OPERATOR_NAMES: [&str; 12] = [
 /// control plane's own name only as the kinds the operator gives it.
 pub fn operator_managed(cp_name: &str, kind: &str, name: &str) -> bool {
     OPERATOR_NAMES.contains(&name)
+        || name.starts_with(OPERATOR_PREFIX)
+        || (name == "default" && kind == "ServiceAccount")
         || (name == names::POSTGRES_DEDICATED
             && ["StatefulSet", "Service", "Secret", "PersistentVolumeClaim"].contains(&kind))
         || (name == cp_name
@@ -444,6 +460,80 @@ mod tests {
             let r = run(objects.clone()).unwrap_err();
             assert!(r.template.contains("ClusterRoleBinding/b"), "{r:?}");
         }
+    }
+
+    /// Every namespaced object the builders make, for every type, is one
+    /// a hook may not name: the static list is complete.
+    #[test]
+    fn every_object_the_operator_builds_is_operator_managed() {
+        use crate::api::ControlPlane;
+        use crate::api::ControlPlaneType::{self, *};
+        use crate::builders::{exposure, host, k3s, k8s, postgres, vcluster};
+        use crate::config::OperatorConfig;
+        use crate::fixtures::ControlPlaneExt;
+        use crate::profile::Profile;
+        let cfg = OperatorConfig::default();
+        let mut built: Vec<(String, String)> = Vec::new();
+        fn push<K: kube::Resource<DynamicType = ()>>(out: &mut Vec<(String, String)>, o: &K) {
+            out.push((K::kind(&()).to_string(), o.meta().name.clone().unwrap()));
+        }
+        const TYPES: [ControlPlaneType; 6] = [K8s, K3s, Vcluster, Host, External, Ocm];
+        for t in TYPES {
+            let cp = ControlPlane::test("cp1").of_type(t);
+            let profile = Profile::of(t);
+            if let Some(s) = exposure::api_service(&cp, &profile).unwrap() {
+                push(&mut built, &s);
+            }
+            if let Some(i) = exposure::ingress(&cp, &profile, &cfg).unwrap() {
+                push(&mut built, &i);
+            }
+            if let Some(r) = exposure::route(&cp, &profile).unwrap() {
+                built.push(("Route".into(), r.metadata.name.clone().unwrap()));
+            }
+        }
+        let cp = ControlPlane::test("cp1");
+        push(&mut built, &host::service_account(&cp).unwrap());
+        push(&mut built, &host::token_secret(&cp).unwrap());
+        for sa in vcluster::service_accounts(&cp).unwrap() {
+            push(&mut built, &sa);
+        }
+        push(&mut built, &vcluster::role_binding(&cp).unwrap());
+        for svc in vcluster::services(&cp).unwrap() {
+            push(&mut built, &svc);
+        }
+        push(
+            &mut built,
+            &vcluster::stateful_set(&cp, &cfg, None).unwrap(),
+        );
+        push(&mut built, &k3s::data_pvc(&cp, &cfg).unwrap());
+        push(&mut built, &k3s::stateful_set(&cp, &cfg, "h").unwrap());
+        let db = postgres::database_for(&cp, &cfg);
+        push(
+            &mut built,
+            &k8s::apiserver_deployment(&cp, &cfg, &db, k8s::OpenShift(false), "h").unwrap(),
+        );
+        push(
+            &mut built,
+            &k8s::controller_manager_deployment(&cp, &cfg, k8s::OpenShift(false), "h").unwrap(),
+        );
+        for which in [postgres::DbJob::Provision, postgres::DbJob::Teardown] {
+            push(&mut built, &postgres::job(&cp, &db, &cfg, which).unwrap());
+        }
+        let pg = postgres::dedicated_instance(&cp, &cfg, "pw").unwrap();
+        push(&mut built, &pg.secret);
+        push(&mut built, &pg.service);
+        push(&mut built, &pg.stateful_set);
+        assert!(built.len() > 15, "{built:?}");
+        for (kind, name) in &built {
+            assert!(
+                operator_managed("cp1", kind, name),
+                "{kind}/{name} is not guarded"
+            );
+        }
+        // KubeFlex's postgres sample keeps its Role and Job named postgres.
+        assert!(!operator_managed("cp1", "Role", "postgres"));
+        assert!(!operator_managed("cp1", "Job", "postgres"));
+        assert!(!operator_managed("cp1", "ConfigMap", "default"));
     }
 
     #[test]

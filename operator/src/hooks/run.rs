@@ -9,11 +9,18 @@
 //!    the one recorded on the ControlPlane. A recorded hook without a hash
 //!    (applied by KubeFlex) adopts the current hash without re-applying.
 //! 2. Otherwise it is rendered and checked as a whole ([`super::plan`]);
-//!    a cluster-scoped object that exists and belongs to no or another
-//!    control plane is refused too, and so is a namespaced one the operator
-//!    manages; only then is each object applied with server-side apply
-//!    under the hooks' own field manager, without `force` (a field the
-//!    operator owns is a conflict, never taken over).
+//!    an object that exists is refused too unless a hook of this control
+//!    plane made it ([`ownership_refusal`]: never the operator's objects,
+//!    nor what its workloads or anyone else made in `NAME-system`, nor
+//!    another control plane's). Only then is each object applied with
+//!    server-side apply under the hooks' own field manager, without
+//!    `force` (a field the operator owns is a conflict, never taken over).
+//!    Fields an earlier version applied to the hook's own objects under
+//!    the operator's manager are handed to the hooks' manager first, once
+//!    ([`hand_over_fields`]), so that an upgrade can re-render them.
+//!
+//! Messages are scrubbed of the values of user variables
+//! ([`super::scrub`]) before they reach conditions, Events or logs.
 //! 3. With `waitForPostCreateHooks`, each object's readiness is read; a
 //!    failed Job fails the hook, and so does waiting longer than
 //!    `Settings::hook_timeout` since its oldest object was created.
@@ -32,12 +39,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::{self, Scope as KubeScope};
 use kube::runtime::events::EventType;
 use kube::{Client, ResourceExt};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::policy::{Planned, Scope, ScopeLookup};
 use super::ready::{Readiness, readiness};
@@ -64,8 +72,14 @@ impl Discovered {
     }
 
     /// Looks up every kind not known yet; failures leave it unknown (the
-    /// policy then refuses the template as not served).
-    async fn learn(&self, client: &Client, kinds: &BTreeSet<(String, String)>) {
+    /// policy then refuses the template as not served). A kind may be
+    /// rendered from a variable: the log line is scrubbed with `vars`.
+    async fn learn(
+        &self,
+        client: &Client,
+        kinds: &BTreeSet<(String, String)>,
+        vars: &BTreeMap<String, String>,
+    ) {
         for (api_version, kind) in kinds {
             if self.get(api_version, kind).is_some() {
                 continue;
@@ -85,7 +99,8 @@ impl Discovered {
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(%api_version, %kind, error = %e, "kind not discovered");
+                    let what = super::scrub(&format!("{kind} of {api_version}: {e}"), vars);
+                    tracing::debug!(%what, "kind not discovered");
                 }
             }
         }
@@ -298,7 +313,7 @@ async fn one_hook(
         u.name,
     );
     ctx.hook_kinds
-        .learn(&ctx.client, &kinds_of(&hook, &vars, &ctx.renderer))
+        .learn(&ctx.client, &kinds_of(&hook, &vars, &ctx.renderer), &vars)
         .await;
     let plan = match super::plan(
         &cp_name,
@@ -310,7 +325,7 @@ async fn one_hook(
         &ctx.settings.hook_extra_rules,
     ) {
         Ok(p) => p,
-        Err(e) => return HookState::Failed(e.to_string()),
+        Err(e) => return HookState::Failed(super::scrub(&e.to_string(), &vars)),
     };
     let apply = match (recorded, rerender, hashes.get(u.name)) {
         (false, _, _) => true,
@@ -318,7 +333,7 @@ async fn one_hook(
         _ => false,
     };
     if apply && let Err(m) = apply_plan(&cp_name, u.name, &plan, recorded, ctx).await {
-        return HookState::Failed(m);
+        return HookState::Failed(super::scrub(&m, &vars));
     }
     // One Event per rendering applied, not per pass: an awaited hook is
     // re-applied (a no-op) on every pass until it is ready.
@@ -342,6 +357,8 @@ async fn one_hook(
     if wait {
         match hook_readiness(u.name, &plan, ctx).await {
             HookState::Done => {}
+            HookState::Pending(m) => return HookState::Pending(super::scrub(&m, &vars)),
+            HookState::Failed(m) => return HookState::Failed(super::scrub(&m, &vars)),
             other => return other,
         }
     }
@@ -349,7 +366,107 @@ async fn one_hook(
     HookState::Done
 }
 
-/// Ownership check of cluster-scoped objects, then SSA of every object.
+/// Why an existing object may not be written by `hook` of `cp_name`, if
+/// it may not. A hook writes only objects that do not exist yet or that a
+/// hook of the same control plane made (both labels): never the operator's
+/// own objects (in `NAME-system` or cluster-scoped, like the host type's
+/// `<cp>-binding`), those its workloads or controllers make in
+/// `NAME-system` (`vc-vcluster`, `kube-root-ca.crt`, PVCs, ...), nor
+/// another tenant's.
+pub fn ownership_refusal(
+    cp_name: &str,
+    p: &Planned,
+    labels: &BTreeMap<String, String>,
+) -> Option<String> {
+    let owner = labels.get(names::LABEL_CONTROL_PLANE).map(String::as_str);
+    let by_hook = labels.contains_key(names::LABEL_POST_CREATE_HOOK);
+    if owner == Some(cp_name) && by_hook {
+        return None;
+    }
+    if p.namespace.is_none() && owner != Some(cp_name) {
+        return Some(format!(
+            "{} already exists and belongs to {}; give it a per-control-plane name such as {{{{ ControlPlaneName }}}}-{}",
+            p.describe(),
+            owner.map_or_else(
+                || "no control plane".into(),
+                |o| format!("control plane {o}")
+            ),
+            p.name
+        ));
+    }
+    // The operator's own objects (namespaced, or cluster-scoped such as
+    // the host type's `<cp>-binding`) carry its label but no hook's.
+    let whose = if labels.get(names::LABEL_MANAGED_BY).map(String::as_str)
+        == Some(names::MANAGED_BY)
+        && !by_hook
+    {
+        "is managed by the operator"
+    } else {
+        "already exists and was not made by a PostCreateHook of this control plane"
+    };
+    Some(format!(
+        "{} {whose}; a hook never takes over an object it did not create: give the hook's object another name",
+        p.describe()
+    ))
+}
+
+/// `managedFields` with `from`'s apply entry handed to `to` (merged into
+/// `to`'s apply entry when there is one); `None` when `from` has none.
+///
+/// Versions before hooks had their own field manager applied hook objects
+/// with `force` as the operator: without this, the first re-render of such
+/// an object conflicts (409) with those fields. Only called for objects
+/// carrying the hook's own labels ([`ownership_refusal`] passed), so no
+/// field of an object the operator manages changes hands.
+pub fn hand_over_fields(
+    entries: &[ManagedFieldsEntry],
+    from: &str,
+    to: &str,
+) -> Option<Vec<ManagedFieldsEntry>> {
+    let is_apply = |e: &ManagedFieldsEntry, m: &str| {
+        e.manager.as_deref() == Some(m)
+            && e.operation.as_deref() == Some("Apply")
+            && e.subresource.as_deref().unwrap_or_default().is_empty()
+    };
+    let old = entries.iter().find(|e| is_apply(e, from))?.clone();
+    let mut out: Vec<ManagedFieldsEntry> = Vec::with_capacity(entries.len());
+    let mut merged = false;
+    for e in entries {
+        if is_apply(e, from) {
+            continue;
+        }
+        let mut e = e.clone();
+        if is_apply(&e, to) {
+            let mut fields = e.fields_v1.take().map(|f| f.0).unwrap_or_else(|| json!({}));
+            union(
+                &mut fields,
+                old.fields_v1.as_ref().map_or(&json!({}), |f| &f.0),
+            );
+            e.fields_v1 = Some(FieldsV1(fields));
+            merged = true;
+        }
+        out.push(e);
+    }
+    if !merged {
+        out.push(ManagedFieldsEntry {
+            manager: Some(to.into()),
+            ..old
+        });
+    }
+    Some(out)
+}
+
+/// Adds every path of `more` to `set` (a `fieldsV1` union).
+fn union(set: &mut Value, more: &Value) {
+    if let (Some(set), Some(more)) = (set.as_object_mut(), more.as_object()) {
+        for (k, v) in more {
+            union(set.entry(k.clone()).or_insert_with(|| json!({})), v);
+        }
+    }
+}
+
+/// Ownership check of every object, the old operator's fields of the
+/// hook's own objects handed to the hooks' manager, then SSA of each.
 async fn apply_plan(
     cp_name: &str,
     hook: &str,
@@ -368,35 +485,19 @@ async fn apply_plan(
                 )
             })
     };
+    let mut hand_over = Vec::new();
     for p in &plan.objects {
         let ar = resource(p)?;
-        let live = dynamic_api(&ctx.client, &ar, p.namespace.as_deref())
-            .get_opt(&p.name)
-            .await
-            .map_err(|e| format!("PostCreateHook {hook}: reading {}: {e}", p.describe()))?;
-        let Some(live) = live else { continue };
-        let labels = live.labels();
-        let reason = if p.namespace.is_none() {
-            let owner = labels.get(names::LABEL_CONTROL_PLANE).cloned();
-            (owner.as_deref() != Some(cp_name)).then(|| format!(
-                "{} already exists and belongs to {}; give it a per-control-plane name such as {{{{ ControlPlaneName }}}}-{}",
+        let api = dynamic_api(&ctx.client, &ar, p.namespace.as_deref());
+        let live = api.get_opt(&p.name).await.map_err(|e| {
+            format!(
+                "PostCreateHook {hook}: reading {}: {}",
                 p.describe(),
-                owner.map_or_else(|| "no control plane".into(), |o| format!("control plane {o}")),
-                p.name
-            ))
-        } else {
-            // The operator's own objects carry its label but no hook's.
-            let operators = labels.get(names::LABEL_MANAGED_BY).map(String::as_str)
-                == Some(names::MANAGED_BY)
-                && !labels.contains_key(names::LABEL_POST_CREATE_HOOK);
-            operators.then(|| {
-                format!(
-                    "{} is managed by the operator; give the hook's object another name",
-                    p.describe()
-                )
-            })
-        };
-        if let Some(reason) = reason {
+                redact_api(&e)
+            )
+        })?;
+        let Some(live) = live else { continue };
+        if let Some(reason) = ownership_refusal(cp_name, p, live.labels()) {
             return Err(HookError::Refused {
                 hook: hook.into(),
                 template: format!("{}/{}", p.kind, p.name),
@@ -404,6 +505,28 @@ async fn apply_plan(
             }
             .to_string());
         }
+        let entries = live.metadata.managed_fields.as_deref().unwrap_or_default();
+        if let Some(fields) =
+            hand_over_fields(entries, names::FIELD_MANAGER, names::FIELD_MANAGER_HOOKS)
+        {
+            hand_over.push((api, p, live.resource_version(), fields));
+        }
+    }
+    for (api, p, version, fields) in hand_over {
+        // The resourceVersion makes it a compare-and-swap: a concurrent
+        // write fails this (409) rather than being overwritten.
+        let patch = json!({"metadata": {"resourceVersion": version, "managedFields": fields}});
+        api.patch(&p.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| {
+                format!(
+                    "PostCreateHook {hook}: handing the fields of {} written by an earlier version to the hooks' field manager: {}",
+                    p.describe(),
+                    redact_api(&e)
+                )
+            })?;
+        ctx.metrics.write(&p.kind);
+        tracing::info!(cp = cp_name, hook, kind = %p.kind, "fields an earlier version applied handed to the hooks' field manager");
     }
     for p in &plan.objects {
         let ar = resource(p)?;
@@ -428,6 +551,11 @@ async fn apply_plan(
         "PostCreateHook applied"
     );
     Ok(())
+}
+
+/// A kube error on one line, without the values the API server quotes.
+fn redact_api(e: &kube::Error) -> String {
+    crate::error::redact(&crate::telemetry::one_line(e))
 }
 
 /// Readiness of every object of the plan; pending past the timeout fails.
@@ -604,4 +732,94 @@ async fn forbidden(cp: &ControlPlane, ctx: &Context, kind: &str, selector: &str)
         ),
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(manager: &str, operation: &str, fields: Value) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some(operation.into()),
+            api_version: Some("v1".into()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    const OLD: &str = names::FIELD_MANAGER;
+    const NEW: &str = names::FIELD_MANAGER_HOOKS;
+
+    #[test]
+    fn the_old_operators_apply_entry_is_handed_to_the_hooks_manager() {
+        let old = entry(OLD, "Apply", json!({"f:data": {"f:a": {}}}));
+        let other = entry("kubectl-edit", "Update", json!({"f:data": {"f:b": {}}}));
+        let out = hand_over_fields(&[old.clone(), other.clone()], OLD, NEW).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0], other, "other managers keep their fields");
+        assert_eq!(out[1].manager.as_deref(), Some(NEW));
+        assert_eq!(out[1].fields_v1, old.fields_v1);
+        // Merged into the hooks' own apply entry when there is one.
+        let mine = entry(
+            NEW,
+            "Apply",
+            json!({"f:data": {"f:c": {}}, "f:metadata": {}}),
+        );
+        let out = hand_over_fields(&[mine, old.clone()], OLD, NEW).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].fields_v1.as_ref().unwrap().0,
+            json!({"f:data": {"f:a": {}, "f:c": {}}, "f:metadata": {}})
+        );
+        // Nothing to hand over: no old apply entry (an Update is not one).
+        assert!(hand_over_fields(&[entry(OLD, "Update", json!({}))], OLD, NEW).is_none());
+        assert!(hand_over_fields(&[], OLD, NEW).is_none());
+    }
+
+    fn planned(namespace: Option<&str>) -> Planned {
+        Planned {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "x".into(),
+            namespace: namespace.map(Into::into),
+            object: json!({}),
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn only_objects_a_hook_of_this_control_plane_made_are_written_again() {
+        let p = planned(Some("cp1-system"));
+        let hooks = labels(&[
+            (names::LABEL_MANAGED_BY, names::MANAGED_BY),
+            (names::LABEL_CONTROL_PLANE, "cp1"),
+            (names::LABEL_POST_CREATE_HOOK, "h"),
+        ]);
+        assert_eq!(ownership_refusal("cp1", &p, &hooks), None);
+        let operators = labels(&[
+            (names::LABEL_MANAGED_BY, names::MANAGED_BY),
+            (names::LABEL_CONTROL_PLANE, "cp1"),
+        ]);
+        let why = ownership_refusal("cp1", &p, &operators).unwrap();
+        assert!(why.contains("managed by the operator"), "{why}");
+        for other in [labels(&[]), labels(&[(names::LABEL_POST_CREATE_HOOK, "h")])] {
+            let why = ownership_refusal("cp1", &p, &other).unwrap();
+            assert!(why.contains("not made by a PostCreateHook"), "{why}");
+        }
+        let cluster = planned(None);
+        assert_eq!(ownership_refusal("cp1", &cluster, &hooks), None);
+        let why = ownership_refusal("cp2", &cluster, &hooks).unwrap();
+        assert!(why.contains("belongs to control plane cp1"), "{why}");
+        // The host type's ClusterRoleBinding: this control plane's, not a hook's.
+        let why = ownership_refusal("cp1", &cluster, &operators).unwrap();
+        assert!(why.contains("managed by the operator"), "{why}");
+    }
 }

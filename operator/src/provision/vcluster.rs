@@ -1,6 +1,7 @@
 //! Type `vcluster`: the chart's objects rendered natively, exposure, and
 //! `config-incluster` added to the syncer's `vc-vcluster` Secret.
 
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
 
 use super::{Observed, ProbeTarget, secret_data, stateful_set_available, text};
@@ -21,6 +22,7 @@ pub async fn provision(cp: &ControlPlane, profile: &Profile, ctx: &Context) -> R
         ctx.applier.apply(&sa).await?;
     }
     ctx.applier.apply(&vcluster::role_binding(cp)?).await?;
+    remove_old_role(cp, ctx).await?;
     // The chart's Services (`vcluster` among them, the profile's API Service).
     for svc in vcluster::services(cp)? {
         ctx.applier.apply(&svc).await?;
@@ -71,4 +73,29 @@ pub async fn provision(cp: &ControlPlane, profile: &Profile, ctx: &Context) -> R
         });
     }
     Ok(observed)
+}
+
+/// Removes the Role and RoleBinding `vcluster` that versions before the
+/// pre-installed ClusterRole made (the Role granted pods/exec and Secrets
+/// in `<cp>-system`); only ours: carrying this control plane's labels and
+/// no hook's.
+async fn remove_old_role(cp: &ControlPlane, ctx: &Context) -> Result<()> {
+    let ns = names::namespace_of(&cp.name_any());
+    let ours = |labels: &std::collections::BTreeMap<String, String>| {
+        labels.get(names::LABEL_MANAGED_BY).map(String::as_str) == Some(names::MANAGED_BY)
+            && labels.get(names::LABEL_CONTROL_PLANE) == Some(&cp.name_any())
+            && !labels.contains_key(names::LABEL_POST_CREATE_HOOK)
+    };
+    let name = names::VCLUSTER_RELEASE;
+    if let Some(b) = ctx.applier.get::<RoleBinding>(Some(&ns), name).await?
+        && ours(b.labels())
+    {
+        ctx.applier.delete::<RoleBinding>(Some(&ns), name).await?;
+    }
+    if let Some(r) = ctx.applier.get::<Role>(Some(&ns), name).await?
+        && ours(r.labels())
+    {
+        ctx.applier.delete::<Role>(Some(&ns), name).await?;
+    }
+    Ok(())
 }

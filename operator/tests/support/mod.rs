@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use kubeflex_operator::api::ControlPlane;
+use kubeflex_operator::api::{ControlPlane, PostCreateHook};
 use kubeflex_operator::config::OperatorConfig;
 use kubeflex_operator::context::{ProbeMode, Settings};
 use kubeflex_operator::metrics::Metrics;
@@ -27,7 +27,8 @@ pub fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let writer = buf.clone();
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
+            // The operator's own filter (with what it always silences).
+            .with_env_filter(kubeflex_operator::telemetry::filter(
                 "debug,kubeflex_operator=trace,hyper=info,rustls=info,h2=info,tower=info",
             ))
             .with_writer(move || Capture(writer.clone()))
@@ -124,14 +125,8 @@ pub async fn apply_as_admin(client: &Client, obj: &serde_json::Value) {
     .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
 }
 
-/// Installs `config/rbac/` (after `edit`, which may change any object) as
-/// the admin, and returns a client authenticated as the operator's
-/// ServiceAccount (a TokenRequest token).
-pub async fn install_rbac(
-    env: &TestEnv,
-    admin: &Client,
-    edit: impl Fn(&mut serde_json::Value),
-) -> Client {
+/// Creates namespace `kubeflex-system` as the admin when missing.
+pub async fn ensure_system_namespace(admin: &Client) {
     let namespace: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": SA_NAMESPACE}})).unwrap();
     let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone());
@@ -141,10 +136,34 @@ pub async fn install_rbac(
             .await
             .unwrap();
     }
-    for mut obj in rbac_objects() {
-        edit(&mut obj);
-        apply_as_admin(admin, &obj).await;
+}
+
+/// Server-side applies RBAC `objects` (`config/rbac/`'s, or the chart's)
+/// as the admin, creating `kubeflex-system` first: what an installation
+/// (`kubectl apply`, `helm install`) does.
+pub async fn apply_all_as_admin(admin: &Client, objects: &[serde_json::Value]) {
+    ensure_system_namespace(admin).await;
+    for obj in objects {
+        apply_as_admin(admin, obj).await;
     }
+}
+
+/// Installs `config/rbac/` (after `edit`, which may change any object) as
+/// the admin, and returns a client authenticated as the operator's
+/// ServiceAccount (a TokenRequest token).
+pub async fn install_rbac(
+    env: &TestEnv,
+    admin: &Client,
+    edit: impl Fn(&mut serde_json::Value),
+) -> Client {
+    let objects: Vec<_> = rbac_objects()
+        .into_iter()
+        .map(|mut obj| {
+            edit(&mut obj);
+            obj
+        })
+        .collect();
+    apply_all_as_admin(admin, &objects).await;
     let yaml = service_account_kubeconfig_of(
         admin,
         &env.url(),
@@ -156,6 +175,40 @@ pub async fn install_rbac(
     kubeflex_testenv::client_from_kubeconfig(&yaml)
         .await
         .unwrap()
+}
+
+/// Takes, then renews, the operator's leader Lease as `client` (create,
+/// then get + update by name): what the leader-election Role must allow.
+pub async fn take_and_renew_lease(client: &Client, holder: &str) -> Result<(), String> {
+    for _ in 0..2 {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            kubeflex_operator::leader::acquire(
+                client.clone(),
+                SA_NAMESPACE,
+                kubeflex_operator::leader::LEASE_NAME,
+                holder,
+                kubeflex_operator::leader::RETRY,
+            ),
+        )
+        .await
+        .map_err(|_| "the leader Lease could not be taken or renewed".to_owned())?;
+    }
+    Ok(())
+}
+
+/// Events (events.k8s.io) in `default` regarding the object `name`: the
+/// operator's Events about a ControlPlane (cluster-scoped objects' Events
+/// go there).
+pub async fn events_about(client: &Client, name: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+    Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect()
 }
 
 /// A kubeconfig (YAML) for ServiceAccount `ns/name` of the server at
@@ -231,27 +284,8 @@ impl Harness {
     }
 
     pub async fn start_with(builder: Builder, settings: Settings) -> Self {
-        logs();
-        let env = builder.start().await.unwrap();
-        let client = env.client().await.unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in kubeflex_operator::crdgen::crds() {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-        let operator_client = install_rbac(&env, &client, |_| {}).await;
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("hosting-kubeconfig");
-        std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
-        let mut h = Self {
-            env,
-            client,
-            operator_client,
-            dir,
-            kubeconfig,
-            metrics: Arc::new(Metrics::default()),
-            settings,
-            operator: None,
-        };
+        let mut h = Self::start_idle(builder, settings).await;
+        h.operator_client = install_rbac(&h.env, &h.client, |_| {}).await;
         h.start_operator();
         h
     }
@@ -302,6 +336,19 @@ impl Harness {
                 &cp.name_any(),
                 &PatchParams::apply("e2e").force(),
                 &Patch::Apply(&cp),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Creates or updates a PostCreateHook from YAML (as the admin).
+    pub async fn create_hook(&self, yaml: &str) -> PostCreateHook {
+        let hook: PostCreateHook = serde_saphyr::from_str(yaml).unwrap();
+        Api::<PostCreateHook>::all(self.client.clone())
+            .patch(
+                &hook.name_any(),
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&hook),
             )
             .await
             .unwrap()
