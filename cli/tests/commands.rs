@@ -548,27 +548,29 @@ async fn k3s_external_and_refused_types() {
     );
     ok(&env.kubectl(&files, &["--context", "k3", "get", "ns"]).await);
 
-    // adopt the hosting cluster itself as `external`, wait, merge, switch.
+    // adopt needs what `kflex init` installs: on a hosting cluster without
+    // its namespace, a clear error (the operator's cluster has it: the
+    // operator runs as its ServiceAccount there).
+    let bare = Env::start_idle(true).await;
+    let bare_kc = bare.hosting_file("config");
+    let bare_files: [&Path; 1] = [&bare_kc];
+    ok(&bare
+        .kflex(&bare_files, &["config", "set-hosting", "testenv"])
+        .await);
     let e = fails(
-        &env.kflex(&files, &["adopt", "ext1", "--adopted-context", "testenv"])
+        &bare
+            .kflex(
+                &bare_files,
+                &["adopt", "ext1", "--adopted-context", "testenv"],
+            )
             .await,
     );
     assert!(
         e.contains("namespace kubeflex-system does not exist") && e.contains("kflex init"),
         "{e}"
     );
-    ok(&env
-        .kubectl(
-            &files,
-            &[
-                "--context",
-                "testenv",
-                "create",
-                "namespace",
-                "kubeflex-system",
-            ],
-        )
-        .await);
+    drop(bare);
+    // adopt the hosting cluster itself as `external`, wait, merge, switch.
     let out = ok(&env
         .kflex(
             &files,

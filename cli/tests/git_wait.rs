@@ -20,38 +20,7 @@ use support::{GitDaemon, git, repo};
 const HOOKLESS: &str = "# tenants\n";
 
 fn upstream(tmp: &std::path::Path) -> (GitDaemon, std::path::PathBuf, std::path::PathBuf) {
-    let seed = tmp.join("seed");
-    repo(
-        &seed,
-        &[("README.md", HOOKLESS), ("controlplanes/.keep", "")],
-    );
-    let served = tmp.join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    let bare = served.join("tenants.git");
-    git(
-        tmp,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            seed.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    let daemon = GitDaemon::start(&served);
-    let work = tmp.join("work");
-    git(
-        tmp,
-        &[
-            "clone",
-            "-q",
-            &daemon.url("tenants.git"),
-            work.to_str().unwrap(),
-        ],
-    );
-    git(&work, &["config", "user.name", "Test Person"]);
-    git(&work, &["config", "user.email", "person@example.com"]);
-    (daemon, bare, work)
+    support::upstream(tmp, &[("README.md", HOOKLESS), ("controlplanes/.keep", "")])
 }
 
 /// Merges `branch` into `main` on the upstream, as a reviewer would.

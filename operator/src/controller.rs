@@ -180,14 +180,15 @@ async fn reconcile(cp: Arc<ControlPlane>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(cp.spec.type_.as_str());
     let name = cp.metadata.name.clone().ok_or(Error::MissingName)?;
     let api = Api::<ControlPlane>::all(ctx.client.clone());
-    finalizer(&api, names::FINALIZER, cp, |event| async {
+    let result = finalizer(&api, names::FINALIZER, cp, |event| async {
         match event {
             Finalizer::Apply(cp) => apply(&cp, &ctx).await,
             Finalizer::Cleanup(cp) => cleanup(&cp, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer {
+    .await;
+    ctx.metrics.checked(&name);
+    result.map_err(|e| Error::Finalizer {
         cp: name,
         source: Box::new(e),
     })

@@ -33,6 +33,8 @@ struct Inner {
     writes: BTreeMap<String, u64>,
     pki_seconds: f64,
     pki_count: u64,
+    /// Control planes reconciled to the end (either way) by this process.
+    checked: std::collections::BTreeSet<String>,
 }
 
 /// Shared by the controller and the HTTP server.
@@ -117,6 +119,24 @@ impl Metrics {
         let mut n = 0;
         self.with(|m| n = m.writes.values().sum());
         n
+    }
+
+    /// Control plane `name` was reconciled to the end (its status now
+    /// says what this process found, not what an earlier one stored).
+    pub fn checked(&self, name: &str) {
+        self.with(|m| {
+            if !m.checked.contains(name) {
+                m.checked.insert(name.to_owned());
+            }
+        });
+    }
+
+    /// Whether [`Metrics::checked`] was called for `name` (`kflex dev`
+    /// shows a stored Ready as "checking" until then).
+    pub fn was_checked(&self, name: &str) -> bool {
+        let mut out = false;
+        self.with(|m| out = m.checked.contains(name));
+        out
     }
 
     /// The watcher's initial list is done.

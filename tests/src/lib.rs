@@ -36,6 +36,7 @@ pub mod runtime;
 pub mod schema;
 pub mod selector;
 pub mod server;
+pub mod service_account;
 pub mod simulate;
 pub mod status;
 pub mod store;

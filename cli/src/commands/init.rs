@@ -124,7 +124,7 @@ fn dyn_api(client: &kube::Client, obj: &DynamicObject) -> anyhow::Result<Api<Dyn
 }
 
 /// Server-side apply; whether anything changed.
-async fn apply(client: &kube::Client, obj: &DynamicObject) -> anyhow::Result<bool> {
+pub(crate) async fn apply(client: &kube::Client, obj: &DynamicObject) -> anyhow::Result<bool> {
     let api = dyn_api(client, obj)?;
     let name = obj.metadata.name.clone().unwrap_or_default();
     let kind = obj

@@ -4,6 +4,7 @@
 //! libraries as the real binaries; a kubeconfig with the hosting context and
 //! one context per Ready control plane; a live view until Ctrl-C/SIGTERM.
 
+pub mod rbac;
 mod state;
 pub mod view;
 
@@ -57,14 +58,20 @@ async fn run_local(args: DevArgs, kubeconfig: Option<std::path::PathBuf>) -> any
     let path = normalize_subdir(&args.path)?;
     let source = source(&args, &layout)?;
 
-    let (addr, ingress) = layout.addresses(args.addr, args.ingress_port);
+    let (addr, ingress, notices) = layout.addresses(args.addr, args.ingress_port)?;
+    for n in &notices {
+        println!("{n}");
+    }
+    let saved_ingress = layout.saved_ingress_port();
     let env = kubeflex_testenv::TestEnv::builder()
         .addr(addr)
         .ingress_addr(ingress)
         .state_dir(layout.state_dir.join("testenv"))
         .start()
         .await
-        .with_context(|| format!("starting the simulated hosting cluster on {addr} (ingress {ingress}); another program may hold the port: pass --addr/--ingress-port"))?;
+        .with_context(|| {
+            format!("starting the simulated hosting cluster on {addr} (ingress {ingress})")
+        })?;
     let ingress_port = env.ingress_addr().map_or(0, |a| a.port());
     layout.save_ports(env.addr().port(), ingress_port)?;
     let client = env
@@ -72,7 +79,16 @@ async fn run_local(args: DevArgs, kubeconfig: Option<std::path::PathBuf>) -> any
         .await
         .context("connecting to the simulated hosting cluster")?;
     install(&client).await?;
+    // The operator and the reconciler run as their ServiceAccounts, with
+    // the RBAC we ship, never as the admin the user's context holds.
+    rbac::install(&client).await?;
+    let identities = rbac::identities(&client, &env, &layout.state_dir.join("tokens")).await?;
     view::write_hosting(&layout.kubeconfig, env.kubeconfig())?;
+    if saved_ingress.is_some_and(|p| p != ingress_port) {
+        // Tenant contexts name the old ingress port: dropped here, written
+        // again from the operator's new kubeconfigs once it rechecked them.
+        view::drop_controlplane_contexts(&layout.kubeconfig)?;
+    }
     println!(
         "kflex dev: SIMULATION — the hosting cluster is testenv, an in-process Kubernetes API simulator, not a real cluster"
     );
@@ -92,17 +108,35 @@ async fn run_local(args: DevArgs, kubeconfig: Option<std::path::PathBuf>) -> any
     );
     let _ = std::io::stdout().flush();
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let operator = spawn_operator(client.clone(), ingress_port, stop_rx.clone());
-    let reconciler =
-        spawn_reconciler(client.clone(), source, path, &args, &layout, stop_rx).await?;
-
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut view = Live::new(&layout, tty, started)?;
+    let operator_metrics = Arc::new(kubeflex_operator::metrics::Metrics::default());
+    let mut view = Live::new(&layout, tty, started, operator_metrics.clone())?;
     if !tty {
-        println!("{}", view::hint(&layout.kubeconfig, &[]));
+        println!(
+            "{}",
+            view::hint(&layout.kubeconfig, &[], &Default::default())
+        );
     }
+    // What an earlier run stored is shown first, as "checking".
+    view.refresh(&client).await;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let operator = spawn_operator(
+        identities.operator.clone(),
+        ingress_port,
+        operator_metrics,
+        stop_rx.clone(),
+    );
+    let reconciler = spawn_reconciler(
+        identities.reconciler.clone(),
+        source,
+        path,
+        &args,
+        &layout,
+        stop_rx,
+    )
+    .await?;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
@@ -120,6 +154,7 @@ async fn run_local(args: DevArgs, kubeconfig: Option<std::path::PathBuf>) -> any
     if tokio::time::timeout(STOP_GRACE, stopping).await.is_err() {
         tracing::warn!("components did not stop within {STOP_GRACE:?}; exiting anyway");
     }
+    drop(identities);
     drop(env);
     println!(
         "kflex dev: stopped; state kept in {}",
@@ -192,6 +227,7 @@ async fn install(client: &kube::Client) -> anyhow::Result<()> {
 fn spawn_operator(
     client: kube::Client,
     ingress_port: u16,
+    metrics: Arc<kubeflex_operator::metrics::Metrics>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     // No vcluster Service CIDR: vcluster's syncer writes it (ConfigMap
@@ -209,7 +245,6 @@ fn spawn_operator(
         probe: ProbeMode::ServiceProxy,
         ..OperatorSettings::default()
     };
-    let metrics = Arc::new(kubeflex_operator::metrics::Metrics::default());
     tokio::spawn(kubeflex_operator::controller::run(
         client,
         config,
@@ -230,10 +265,11 @@ async fn spawn_reconciler(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let cluster = Cluster::new(client.clone());
-    let identity = format!("kflex-dev-{}", std::process::id());
+    // The identity is this state's: a lease a killed run left is ours and
+    // taken back at once; a clean stop hands it back.
+    let identity = layout.identity()?;
     let lease_name = leader::lease_name(SYNC_NAME);
-    let lease = leader::acquire(client, "default", &lease_name, &identity);
-    // A lease left by a killed run is waited out; a clean stop hands it back.
+    let lease = leader::acquire(client, rbac::NAMESPACE, &lease_name, &identity);
     let mut lease = tokio::select! {
         l = lease => l,
         _ = stop.changed() => anyhow::bail!("stopped while waiting for the reconciler's lease"),
@@ -310,13 +346,20 @@ struct Live {
     last_read_error: Option<String>,
     /// The latest events, shown under the table.
     events: std::collections::VecDeque<String>,
+    /// The in-process operator's: which control planes it has rechecked.
+    operator: Arc<kubeflex_operator::metrics::Metrics>,
 }
 
 /// Events kept under the live table.
 const EVENTS_SHOWN: usize = 6;
 
 impl Live {
-    fn new(layout: &Layout, tty: bool, started: Instant) -> anyhow::Result<Self> {
+    fn new(
+        layout: &Layout,
+        tty: bool,
+        started: Instant,
+        operator: Arc<kubeflex_operator::metrics::Metrics>,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             tty,
             started,
@@ -327,11 +370,12 @@ impl Live {
             all_ready_reported: false,
             last_read_error: None,
             events: std::collections::VecDeque::new(),
+            operator,
         })
     }
 
     async fn refresh(&mut self, client: &kube::Client) {
-        let (cps, errors) = match view::read(client, SYNC_NAME).await {
+        let (mut cps, errors) = match view::read(client, SYNC_NAME).await {
             Ok(x) => x,
             Err(e) => {
                 let msg = crate::output::kube_error(&e);
@@ -343,6 +387,14 @@ impl Live {
             }
         };
         self.last_read_error = None;
+        // A Ready stored by an earlier run is not news until this run's
+        // operator has looked again.
+        for cp in &mut cps {
+            let name = cp.metadata.name.clone().unwrap_or_default();
+            if !self.operator.was_checked(&name) {
+                view::mark_checking(cp);
+            }
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -368,7 +420,11 @@ impl Live {
             out.push_str("kflex dev (SIMULATED hosting cluster) — Ctrl-C stops\n\n");
             out.push_str(&view::render_table(&rows, &loose_refs));
             out.push('\n');
-            out.push_str(&view::hint(&self.kubeconfig, &rows));
+            out.push_str(&view::hint(
+                &self.kubeconfig,
+                &rows,
+                self.contexts.need_dns(),
+            ));
             out.push('\n');
             for l in lines {
                 if self.events.len() == EVENTS_SHOWN {

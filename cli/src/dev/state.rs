@@ -13,6 +13,8 @@ use anyhow::{Context as _, bail};
 const PORTS_FILE: &str = "ports";
 /// Lock file in the state directory, held for the whole run.
 const LOCK_FILE: &str = "lock";
+/// The reconciler's lease holder identity of this state directory.
+const IDENTITY_FILE: &str = "identity";
 
 /// Where `kflex dev` keeps everything.
 pub struct Layout {
@@ -80,27 +82,97 @@ impl Layout {
     }
 
     /// The API and ingress addresses: the flags, else the saved ports, else
-    /// any free loopback port.
+    /// any free loopback port. A saved port another program took since is
+    /// given up for a free one (with a notice, in the returned list); a
+    /// pinned one that is taken is an error naming its flag.
     pub fn addresses(
         &self,
         addr: Option<SocketAddr>,
         ingress_port: Option<u16>,
-    ) -> (SocketAddr, SocketAddr) {
+    ) -> anyhow::Result<(SocketAddr, SocketAddr, Vec<String>)> {
         let saved = Ports::read(&self.state_dir.join(PORTS_FILE));
-        let api = addr.unwrap_or_else(|| {
-            SocketAddr::from(([127, 0, 0, 1], saved.as_ref().map_or(0, |p| p.api)))
-        });
-        let ingress = SocketAddr::from((
-            [127, 0, 0, 1],
-            ingress_port.unwrap_or_else(|| saved.as_ref().map_or(0, |p| p.ingress)),
-        ));
-        (api, ingress)
+        let mut notices = Vec::new();
+        let api = match addr {
+            Some(a) => {
+                if let Err(e) = free(a) {
+                    bail!(
+                        "--addr {a}: the address is not free ({e}); stop what holds it or pass another --addr"
+                    );
+                }
+                a
+            }
+            None => loopback(saved.as_ref().map(|p| p.api), "API", &mut notices),
+        };
+        let ingress = match ingress_port {
+            Some(p) => {
+                let a = SocketAddr::from(([127, 0, 0, 1], p));
+                if let Err(e) = free(a) {
+                    bail!(
+                        "--ingress-port {p}: the port is not free ({e}); stop what holds it or pass another --ingress-port"
+                    );
+                }
+                a
+            }
+            None => loopback(saved.as_ref().map(|p| p.ingress), "ingress", &mut notices),
+        };
+        Ok((api, ingress, notices))
+    }
+
+    /// This state's lease holder identity, made once and kept: a restart
+    /// after a crash re-acquires its own lease at once instead of waiting
+    /// for it to expire (the state lock keeps two runs from sharing it).
+    pub fn identity(&self) -> anyhow::Result<String> {
+        let path = self.state_dir.join(IDENTITY_FILE);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let id = text.trim();
+            if !id.is_empty() {
+                return Ok(id.to_owned());
+            }
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = format!("kflex-dev-{:x}-{:x}", std::process::id(), nanos);
+        crate::kubeconfig::write_atomic(&path, format!("{id}\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(id)
+    }
+
+    /// The ingress port the last run saved.
+    pub fn saved_ingress_port(&self) -> Option<u16> {
+        Ports::read(&self.state_dir.join(PORTS_FILE)).map(|p| p.ingress)
     }
 
     pub fn save_ports(&self, api: u16, ingress: u16) -> anyhow::Result<()> {
         let path = self.state_dir.join(PORTS_FILE);
         let text = format!("api={api}\ningress={ingress}\n");
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Whether `addr` can be bound now.
+fn free(addr: SocketAddr) -> std::io::Result<()> {
+    std::net::TcpListener::bind(addr).map(drop)
+}
+
+/// 127.0.0.1 on the saved port if it is still free, else on any free one
+/// (port 0), with a notice.
+fn loopback(saved: Option<u16>, what: &str, notices: &mut Vec<String>) -> SocketAddr {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    match saved {
+        Some(p) if p != 0 => {
+            let a = SocketAddr::from(([127, 0, 0, 1], p));
+            match free(a) {
+                Ok(()) => a,
+                Err(e) => {
+                    notices.push(format!(
+                        "kflex dev: the saved {what} port {p} is taken ({e}); using a free port instead and rewriting the kubeconfig"
+                    ));
+                    any
+                }
+            }
+        }
+        _ => any,
     }
 }
 
@@ -171,8 +243,34 @@ mod tests {
         assert!(err.contains("another `kflex dev` is running"), "{err}");
         drop(held);
         l.lock().unwrap();
-        l.save_ports(1234, 5678).unwrap();
-        let (api, ingress) = l.addresses(None, Some(9000));
-        assert_eq!((api.port(), ingress.port()), (1234, 9000));
+        // Saved ports are reused while free; a taken one moves, with a
+        // notice; a pinned taken one is an error naming the flag.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let free_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        l.save_ports(free_port, taken_port).unwrap();
+        let (api, ingress, notices) = l.addresses(None, None).unwrap();
+        assert_eq!(api.port(), free_port);
+        assert_eq!(ingress.port(), 0, "the taken saved port was kept");
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0].contains(&format!("saved ingress port {taken_port} is taken")),
+            "{notices:?}"
+        );
+        let err = l.addresses(None, Some(taken_port)).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("--ingress-port {taken_port}: ")),
+            "{err}"
+        );
+        let pinned = SocketAddr::from(([127, 0, 0, 1], taken_port));
+        let err = l.addresses(Some(pinned), None).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("--addr {pinned}: ")), "{err}");
+        // The identity is made once and kept.
+        let id = l.identity().unwrap();
+        assert!(id.starts_with("kflex-dev-"), "{id}");
+        assert_eq!(l.identity().unwrap(), id);
     }
 }

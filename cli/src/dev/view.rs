@@ -161,10 +161,29 @@ pub fn changes(
     lines
 }
 
-/// The hint under the table.
-pub fn hint(kubeconfig: &Path, rows: &[Row]) -> String {
+/// A stored Ready condition shown as `checking` (the operator of this run
+/// has not looked at it yet); a control plane without one is left as is.
+pub fn mark_checking(cp: &mut ControlPlane) {
+    if let Some(c) = cp.status.as_mut().and_then(|s| {
+        s.conditions
+            .iter_mut()
+            .find(|c| c.type_ == ConditionType::READY)
+    }) {
+        c.status = CHECKING.into();
+    }
+}
+
+/// What the READY column says until this run's operator rechecked.
+pub const CHECKING: &str = "checking";
+
+/// The hint under the table: a Ready control plane whose context works
+/// with plain `kubectl --context` (not one whose server name needs DNS).
+pub fn hint(kubeconfig: &Path, rows: &[Row], need_dns: &BTreeSet<String>) -> String {
     let k = kubeconfig.display();
-    match rows.iter().find(|r| r.ready == "True") {
+    match rows
+        .iter()
+        .find(|r| r.ready == "True" && !need_dns.contains(&r.name))
+    {
         Some(r) => format!(
             "next: export KUBECONFIG={k}; kubectl get cp; kubectl --context {} get ns",
             r.name
@@ -209,11 +228,51 @@ pub fn write_hosting(path: &Path, testenv_kubeconfig: &str) -> anyhow::Result<()
     result
 }
 
+/// Removes every control-plane context (and its cluster and user) from the
+/// file, keeping the hosting context and anything not kflex's.
+pub fn drop_controlplane_contexts(path: &Path) -> anyhow::Result<()> {
+    kubeconfig::update_file(path, |doc| {
+        let names: Vec<String> = doc
+            .contexts
+            .iter()
+            .filter_map(hosting::controlplane_of)
+            .collect();
+        for name in names {
+            cpx::remove_local(doc, &name);
+        }
+    })?;
+    Ok(())
+}
+
+/// Whether a kubeconfig server URL's host can be reached from here: an IP
+/// address, `localhost`, or a name that resolves. (A context whose server
+/// is a name that resolves nowhere needs DNS set up first.)
+pub fn server_resolves(server: &str) -> bool {
+    let Some(rest) = server.split_once("://").map(|(_, r)| r) else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) => (h, p.trim_start_matches(':')),
+            None => return false,
+        },
+        None => authority.rsplit_once(':').unwrap_or((authority, "")),
+    };
+    let port = port.parse::<u16>().unwrap_or(443);
+    if host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" {
+        return true;
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).is_ok_and(|mut a| a.next().is_some())
+}
+
 /// Keeps the kubeconfig's control-plane contexts in step with the cluster.
 pub struct Contexts {
     path: PathBuf,
     /// Control planes whose context is in the file.
     have: BTreeSet<String>,
+    /// Those whose server name does not resolve here (no hint names them).
+    need_dns: BTreeSet<String>,
 }
 
 impl Contexts {
@@ -232,7 +291,13 @@ impl Contexts {
         Ok(Self {
             path: path.to_path_buf(),
             have,
+            need_dns: BTreeSet::new(),
         })
+    }
+
+    /// Control planes whose context needs DNS for its server name.
+    pub fn need_dns(&self) -> &BTreeSet<String> {
+        &self.need_dns
     }
 
     /// Adds contexts of Ready control planes that have none, removes those
@@ -248,6 +313,7 @@ impl Contexts {
             }) {
                 Ok(()) => {
                     self.have.remove(&name);
+                    self.need_dns.remove(&name);
                     lines.push(format!(
                         "context {name} removed from {}",
                         self.path.display()
@@ -265,10 +331,18 @@ impl Contexts {
                 continue;
             }
             match self.add(client, cp, &name).await {
-                Ok(()) => {
+                Ok(server) if server_resolves(&server) => {
                     self.have.insert(name.clone());
+                    self.need_dns.remove(&name);
                     lines.push(format!(
                         "context {name} added: kubectl --context {name} get ns"
+                    ));
+                }
+                Ok(server) => {
+                    self.have.insert(name.clone());
+                    self.need_dns.insert(name.clone());
+                    lines.push(format!(
+                        "context {name} added, but its server {server} does not resolve here: `kubectl --context {name}` works once that name resolves to 127.0.0.1"
                     ));
                 }
                 // Retried on the next round; the reason names no secret.
@@ -283,7 +357,7 @@ impl Contexts {
         client: &kube::Client,
         cp: &ControlPlane,
         name: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<String> {
         // Merged into a scratch copy holding only the hosting context, then
         // copied into the file under its lock.
         let text = std::fs::read_to_string(&self.path)?;
@@ -291,6 +365,10 @@ impl Contexts {
         cpx::merge_from_server(&mut scratch, client, cp, HOSTING_CONTEXT).await?;
         let ctx = scratch.context(name).cloned();
         let cluster = scratch.cluster(&format!("{name}-cluster")).cloned();
+        let server = cluster
+            .as_ref()
+            .map(|c| c.cluster.server.clone())
+            .unwrap_or_default();
         let user = scratch.user(&format!("{name}-admin")).cloned();
         kubeconfig::update_file(&self.path, |doc| {
             if let Some(c) = cluster {
@@ -303,7 +381,7 @@ impl Contexts {
                 doc.upsert_context(c);
             }
         })?;
-        Ok(())
+        Ok(server)
     }
 }
 
@@ -374,6 +452,19 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("error: hooks/x.yaml:1:1: oops"), "{t}");
-        assert!(hint(Path::new("/k"), &rows).contains("kubectl --context cp1 get ns"));
+        let none = BTreeSet::new();
+        assert!(hint(Path::new("/k"), &rows, &none).contains("kubectl --context cp1 get ns"));
+        // A context that needs DNS is never the hint's example.
+        let dns: BTreeSet<String> = ["cp1".to_owned()].into();
+        assert!(!hint(Path::new("/k"), &rows, &dns).contains("--context"));
+    }
+
+    #[test]
+    fn servers_resolve_unless_a_name_needs_dns() {
+        assert!(server_resolves("https://127.0.0.1:9443"));
+        assert!(server_resolves("https://[::1]:9443/x"));
+        assert!(server_resolves("https://localhost:6443"));
+        assert!(!server_resolves("https://vc1.kflex-dev.invalid:9443"));
+        assert!(!server_resolves("not a url"));
     }
 }

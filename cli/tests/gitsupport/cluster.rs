@@ -1,7 +1,8 @@
 //! A hosting cluster for kflex's end-to-end tests: testenv with the CRDs,
 //! the operator and the reconciler running in this process (their
-//! libraries, as their binaries run them), and a `git daemon` serving the
-//! repository the reconciler follows.
+//! libraries, as their binaries run them, each as its ServiceAccount with
+//! the RBAC we ship), and a `git daemon` serving the repository the
+//! reconciler follows.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
@@ -21,7 +22,9 @@ use tokio::sync::{Notify, mpsc};
 
 pub struct Hosting {
     pub env: kubeflex_testenv::TestEnv,
+    /// testenv's admin: sets up and observes.
     pub client: kube::Client,
+    pub identities: kflex::dev::rbac::Identities,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -37,6 +40,10 @@ impl Hosting {
             crds.create(&PostParams::default(), &crd).await.unwrap();
         }
         let dir = tempfile::tempdir().unwrap();
+        kflex::dev::rbac::install(&client).await.unwrap();
+        let identities = kflex::dev::rbac::identities(&client, &env, &dir.path().join("tokens"))
+            .await
+            .unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
         let mut config = kubeflex_operator::config::OperatorConfig::default();
@@ -51,7 +58,7 @@ impl Hosting {
             ..Default::default()
         };
         let operator = tokio::spawn(kubeflex_operator::controller::run(
-            client.clone(),
+            identities.operator.clone(),
             config,
             settings,
             Arc::new(kubeflex_operator::metrics::Metrics::default()),
@@ -60,6 +67,7 @@ impl Hosting {
         Self {
             env,
             client,
+            identities,
             dir,
             kubeconfig,
             tasks: vec![operator],
@@ -72,7 +80,7 @@ impl Hosting {
         let mut config = GitSourceConfig::new(url, self.dir.path().join(format!("cache-{name}")));
         config.reference = Some("main".into());
         let source: Arc<dyn Source> = Arc::new(GitSource::new(config).unwrap());
-        let cluster = Cluster::new(self.client.clone());
+        let cluster = Cluster::new(self.identities.reconciler.clone());
         let inventory = Arc::new(Mutex::new(Inventory::new(name)));
         let (drift_tx, drift_rx) = mpsc::unbounded_channel();
         let mut synced = Vec::new();
@@ -110,7 +118,7 @@ impl Hosting {
         let requests = Arc::new(kubeflex_reconciler::request::Requests::default());
         self.tasks
             .push(tokio::spawn(kubeflex_reconciler::request::watch(
-                self.client.clone(),
+                self.identities.reconciler.clone(),
                 name.to_owned(),
                 requests.clone(),
                 trigger.clone(),

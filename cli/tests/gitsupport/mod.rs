@@ -59,6 +59,40 @@ pub fn repo(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     dir.to_owned()
 }
 
+/// An upstream repository holding `files`: a bare clone served by a
+/// `git daemon` (as `tenants.git`), and a work clone of it with an identity.
+/// Returns the daemon, the bare repository and the work clone.
+pub fn upstream(tmp: &Path, files: &[(&str, &str)]) -> (GitDaemon, PathBuf, PathBuf) {
+    let seed = repo(&tmp.join("seed"), files);
+    let served = tmp.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let bare = served.join("tenants.git");
+    git(
+        tmp,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            seed.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    let daemon = GitDaemon::start(&served);
+    let work = tmp.join("work");
+    git(
+        tmp,
+        &[
+            "clone",
+            "-q",
+            &daemon.url("tenants.git"),
+            work.to_str().unwrap(),
+        ],
+    );
+    git(&work, &["config", "user.name", "Test Person"]);
+    git(&work, &["config", "user.email", "person@example.com"]);
+    (daemon, bare, work)
+}
+
 pub fn write(dir: &Path, files: &[(&str, &str)]) {
     for (path, content) in files {
         let p = dir.join(path);

@@ -1,6 +1,7 @@
 //! Harness for the kflex integration tests: a testenv with the CRDs, the
 //! operator in-process (`--external-address 127.0.0.1`, the ingress port as
-//! external port, so `kubectl --context NAME` works without `--server`), the
+//! external port, so `kubectl --context NAME` works without `--server`) as
+//! its ServiceAccount with the RBAC we ship (as `kflex dev` runs it), the
 //! real `kflex` binary and the real `kubectl`, each with its own HOME.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,7 +19,11 @@ use kubeflex_testenv::TestEnv;
 
 pub struct Env {
     pub env: TestEnv,
+    /// testenv's admin: sets up and observes; the operator never runs as it.
     pub client: kube::Client,
+    /// The operator's and the reconciler's ServiceAccount clients (after
+    /// [`Env::start`], which installs `config/rbac/` for them).
+    pub identities: Option<kflex::dev::rbac::Identities>,
     pub dir: tempfile::TempDir,
     /// The hosting kubeconfig as testenv wrote it (context `testenv`).
     pub hosting_yaml: String,
@@ -40,11 +45,13 @@ impl Env {
     /// testenv with the CRDs installed and the operator running.
     pub async fn start() -> Self {
         let mut e = Self::start_idle(true).await;
+        e.identities = Some(identities(&e.env, &e.client, e.dir.path()).await);
         e.start_operator();
         e
     }
 
-    /// testenv, with or without the CRDs, no operator.
+    /// testenv, with or without the CRDs; no operator, no RBAC, no
+    /// `kubeflex-system` namespace (a hosting cluster before `kflex init`).
     pub async fn start_idle(crds: bool) -> Self {
         let env = TestEnv::builder().start().await.unwrap();
         let client = env.client().await.unwrap();
@@ -59,6 +66,7 @@ impl Env {
         Self {
             env,
             client,
+            identities: None,
             dir,
             hosting_yaml,
             operator: None,
@@ -74,8 +82,14 @@ impl Env {
             ..Settings::default()
         };
         let port = self.env.ingress_addr().unwrap().port();
+        let operator = self
+            .identities
+            .as_ref()
+            .expect("the operator runs as its ServiceAccount: Env::start installs it")
+            .operator
+            .clone();
         let task = tokio::spawn(kubeflex_operator::controller::run(
-            self.client.clone(),
+            operator,
             operator_config(port),
             settings,
             Arc::new(Metrics::default()),
@@ -130,6 +144,20 @@ impl Env {
             .await
             .unwrap()
     }
+}
+
+/// Installs `config/rbac/` as `admin` and returns the clients of the
+/// operator's and the reconciler's ServiceAccounts (tokens in `dir`), the
+/// same code `kflex dev` runs.
+pub async fn identities(
+    env: &TestEnv,
+    admin: &kube::Client,
+    dir: &Path,
+) -> kflex::dev::rbac::Identities {
+    kflex::dev::rbac::install(admin).await.unwrap();
+    kflex::dev::rbac::identities(admin, env, &dir.join("tokens"))
+        .await
+        .unwrap()
 }
 
 pub fn stdout(o: &Output) -> String {
