@@ -736,3 +736,27 @@ fn normalized(text: &str) -> serde_json::Value {
     }
     v
 }
+
+/// `/openapi/v2` is JSON unless protobuf is asked for (the smoke set in
+/// `kubectl_versions.rs` covers the protobuf form through kubectl 1.27).
+#[test]
+fn openapi_v2_answers_json_with_kinds_and_crds() {
+    let c = Cluster::start();
+    c.apply(CRD, &[]);
+    let doc: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "--raw", "/openapi/v2"])).unwrap();
+    assert_eq!(doc["swagger"], "2.0");
+    let defs = &doc["definitions"];
+    assert_eq!(
+        defs["io.k8s.api.core.v1.ConfigMap"]["x-kubernetes-group-version-kind"][0]["kind"],
+        "ConfigMap"
+    );
+    let cp = &defs["org.kubestellar.kflex.tenancy.v1alpha1.ControlPlane"];
+    assert_eq!(cp["properties"]["spec"]["type"], "object", "{cp}");
+    let patch =
+        &doc["paths"]["/apis/tenancy.kflex.kubestellar.org/v1alpha1/controlplanes/{name}"]["patch"];
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"]["kind"],
+        "ControlPlane"
+    );
+}

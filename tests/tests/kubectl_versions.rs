@@ -125,6 +125,29 @@ spec:
         image: busybox
 ";
 
+const CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.smoke.example
+spec:
+  group: smoke.example
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              tags: {type: array, items: {type: string}}
+";
+
 fn smoke(minor: u32) {
     let cluster = Cluster::start_with(TestEnv::builder().minor(minor));
     let k = Kubectl {
@@ -188,6 +211,37 @@ fn smoke(minor: u32) {
         "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image},{.env[*].value};{end}",
     ]);
     assert_eq!(containers, "c=nginx:2,2;sidecar=busybox,;");
+    // A custom resource's change is a JSON merge patch (kubectl reads the
+    // patch types from /openapi/v2).
+    assert!(k.apply(CRD).expect("apply").contains("created"));
+    let widget = |size: u32| {
+        format!(
+            "apiVersion: smoke.example/v1\nkind: Widget\nmetadata: {{name: w1, namespace: smoke}}\nspec: {{size: {size}, tags: [a]}}\n"
+        )
+    };
+    // The first apply may run before kubectl's discovery knows the kind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while let Err(e) = k.apply(&widget(1)) {
+        assert!(std::time::Instant::now() < deadline, "{e}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        k.apply(&widget(2))
+            .expect("apply")
+            .contains("widget.smoke.example/w1 configured")
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "widget",
+            "w1",
+            "-n",
+            "smoke",
+            "-o",
+            "jsonpath={.spec.size} {.spec.tags}"
+        ]),
+        "2 [\"a\"]"
+    );
     let got = |args: &[&str]| k.ok(args);
     assert_eq!(
         got(&[
