@@ -483,11 +483,11 @@ fn discovery_response(state: &AppState, route: Route, accept: &str) -> Response<
 /// JSON otherwise.
 fn openapi_v2_response(state: &AppState, accept: &str) -> Response<Body> {
     use discovery::openapi_v2;
-    let doc = openapi_v2::document(&state.api.registry, state.version_minor);
+    let (registry, minor) = (&state.api.registry, state.version_minor);
     if !openapi_v2::wants_protobuf(accept) {
-        return json_response(200, &doc);
+        return json_response(200, &openapi_v2::document(registry, minor));
     }
-    let mut r = Response::new(full(openapi_v2::encode(&doc)));
+    let mut r = Response::new(full(openapi_v2::protobuf(registry, minor)));
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(openapi_v2::PROTOBUF_CONTENT_TYPE),
