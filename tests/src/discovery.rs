@@ -2,6 +2,8 @@
 //! `/apis/<group>/<version>`, the aggregated (v2) form kubectl asks for, and
 //! the `/openapi/v3` index that tells kubectl to validate on the server.
 
+pub mod openapi_v2;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 

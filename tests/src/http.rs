@@ -169,6 +169,7 @@ enum Route {
     Apis,
     Group(String),
     Resources(String, String),
+    OpenApiV2,
     OpenApiV3Index,
     OpenApiV3(String),
     ServiceProxy {
@@ -255,6 +256,7 @@ fn route(path: &str) -> Route {
         ["apis", g] => Route::Group(g.to_string()),
         ["apis", g, v] => Route::Resources(g.to_string(), v.to_string()),
         ["apis", g, v, rest @ ..] => object(g, v, rest),
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Index,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
         _ => Route::Unknown,
@@ -317,6 +319,7 @@ async fn handle(state: Arc<AppState>, peer: PeerCert, req: Request<Incoming>) ->
         | Route::Apis
         | Route::Group(_)
         | Route::Resources(..)
+        | Route::OpenApiV2
         | Route::OpenApiV3Index
         | Route::OpenApiV3(_) => {
             let attrs = Attributes {
@@ -453,6 +456,9 @@ fn public_response(state: &AppState, route: &Route, path: &str) -> Response<Body
 
 fn discovery_response(state: &AppState, route: Route, accept: &str) -> Response<Body> {
     let registry = &state.api.registry;
+    if route == Route::OpenApiV2 {
+        return openapi_v2_response(state, accept);
+    }
     let aggregated = discovery::wants_aggregated(accept);
     let doc = match route {
         Route::Api if aggregated => Some(discovery::aggregated(registry, true)),
@@ -478,6 +484,22 @@ fn discovery_response(state: &AppState, route: Route, accept: &str) -> Response<
             r
         }
     }
+}
+
+/// `/openapi/v2`: protobuf when asked for it (kubectl 1.27 and 1.28 do),
+/// JSON otherwise.
+fn openapi_v2_response(state: &AppState, accept: &str) -> Response<Body> {
+    use discovery::openapi_v2;
+    let (registry, minor) = (&state.api.registry, state.version_minor);
+    if !openapi_v2::wants_protobuf(accept) {
+        return json_response(200, &openapi_v2::document(registry, minor));
+    }
+    let mut r = Response::new(full(openapi_v2::protobuf(registry, minor)));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(openapi_v2::PROTOBUF_CONTENT_TYPE),
+    );
+    r
 }
 
 /// Where the server listens, for logs and kubeconfigs.

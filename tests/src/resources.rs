@@ -126,6 +126,34 @@ fn review(group: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceTy
     }
 }
 
+/// Calls `$callback! { (module::path) => [Kind, ...]; ... }` with every
+/// built-in kind that has a `k8s-openapi` (and `k8s-pb`) type: the protobuf
+/// decoder and the OpenAPI v2 document both walk this one list.
+macro_rules! typed_builtin_kinds {
+    ($callback:ident) => {
+        $callback! {
+            (api::core::v1) => [
+                Namespace, ConfigMap, Secret, ServiceAccount, Service, Endpoints, Pod,
+                PersistentVolumeClaim, Node, Event, Binding,
+            ];
+            (api::apps::v1) => [Deployment, StatefulSet, ReplicaSet];
+            (api::batch::v1) => [Job];
+            (api::networking::v1) => [Ingress];
+            (api::rbac::v1) => [Role, RoleBinding, ClusterRole, ClusterRoleBinding];
+            (api::coordination::v1) => [Lease];
+            (api::events::v1) => [Event];
+            (api::authorization::v1) => [
+                SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview,
+            ];
+            (api::authentication::v1) => [TokenReview, SelfSubjectReview, TokenRequest];
+            (api::autoscaling::v1) => [Scale];
+            (api::policy::v1) => [Eviction];
+            (apiextensions_apiserver::pkg::apis::apiextensions::v1) => [CustomResourceDefinition];
+        }
+    };
+}
+pub(crate) use typed_builtin_kinds;
+
 /// The built-in kinds the project uses.
 pub fn builtins() -> Vec<ResourceType> {
     let all = ["all"];

@@ -62,7 +62,53 @@ where
     let message = P::decode(raw).map_err(|e| malformed(&e))?;
     let tree = debug_tree::parse(&format!("{message:?}")).map_err(|e| malformed(&e))?;
     let typed = O::deserialize(Node(&tree)).map_err(|e| malformed(&e))?;
-    serde_json::to_value(typed).map_err(|e| malformed(&e))
+    let mut value = serde_json::to_value(typed).map_err(|e| malformed(&e))?;
+    null_zero_times(&tree, &mut value);
+    Ok(value)
+}
+
+/// Go writes a zero `metav1.Time` as `null` rather than leaving it out, so
+/// a pod template sent as JSON by a Go client carries
+/// `metadata.creationTimestamp: null`; the same template in protobuf must
+/// read back the same. k8s-openapi leaves unset times out, hence this pass
+/// over the decoded message beside its JSON.
+fn null_zero_times(tree: &Tree, value: &mut Value) {
+    match (unwrap(tree), value) {
+        (Tree::Message(_, fields), Value::Object(map)) => {
+            for (name, sub) in fields {
+                let sub = unwrap(sub);
+                if matches!(sub, Tree::Message(m, _) if m == "Time" || m == "MicroTime")
+                    && is_absent(sub)
+                {
+                    map.entry(camel_case(name)).or_insert(Value::Null);
+                } else if let Some((_, v)) = map.iter_mut().find(|(k, _)| key(k) == key(name)) {
+                    null_zero_times(sub, v);
+                }
+            }
+        }
+        (Tree::List(items), Value::Array(values)) => {
+            for (t, v) in items.iter().zip(values) {
+                null_zero_times(t, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `creation_timestamp` (a prost field) as JSON names it.
+fn camel_case(snake: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in snake.split('_').enumerate() {
+        let mut chars = part.chars();
+        match chars.next() {
+            Some(c) if i > 0 => {
+                out.push(c.to_ascii_uppercase());
+                out.extend(chars);
+            }
+            _ => out.push_str(part),
+        }
+    }
+    out
 }
 
 /// Every kind testenv serves that a client can write, plus the bodies of
@@ -82,25 +128,7 @@ fn convert(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, ApiError>
             $($(kind!($module, $kind);)+)+
         };
     }
-    kinds! {
-        (api::core::v1) => [
-            Namespace, ConfigMap, Secret, ServiceAccount, Service, Endpoints, Pod,
-            PersistentVolumeClaim, Node, Event, Binding,
-        ];
-        (api::apps::v1) => [Deployment, StatefulSet, ReplicaSet];
-        (api::batch::v1) => [Job];
-        (api::networking::v1) => [Ingress];
-        (api::rbac::v1) => [Role, RoleBinding, ClusterRole, ClusterRoleBinding];
-        (api::coordination::v1) => [Lease];
-        (api::events::v1) => [Event];
-        (api::authorization::v1) => [
-            SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview,
-        ];
-        (api::authentication::v1) => [TokenReview, SelfSubjectReview, TokenRequest];
-        (api::autoscaling::v1) => [Scale];
-        (api::policy::v1) => [Eviction];
-        (apiextensions_apiserver::pkg::apis::apiextensions::v1) => [CustomResourceDefinition];
-    }
+    crate::resources::typed_builtin_kinds!(kinds);
     if kind == "DeleteOptions" {
         return via::<
             k8s_pb::apimachinery::pkg::apis::meta::v1::DeleteOptions,
@@ -343,16 +371,104 @@ fn is_absent(t: &Tree) -> bool {
     }
 }
 
-/// Go's protobuf encoding writes every non-pointer string, so an unset
-/// `metadata.namespace` arrives as `""`; its JSON (`omitempty`) has none.
-/// `storageClassName: ""` is the one empty string that means something.
-fn omitted(name: &str, t: &Tree) -> bool {
+/// Go's protobuf encoding writes every non-pointer field, so an unset
+/// `metadata.namespace` arrives as `""` and an unset `metadata.generation`
+/// as `0`; their JSON (`omitempty`) has neither. `storageClassName: ""` is
+/// the one empty string that means something. Zero numbers and `false` are
+/// dropped only for the non-pointer fields of `ZERO_OMITTED`: a pointer
+/// (`replicas: 0`, `immutable: false`) arrives only when set, and keeps it.
+fn omitted(message: &str, name: &str, t: &Tree) -> bool {
+    let zero_omitted = || {
+        ZERO_OMITTED
+            .iter()
+            .any(|(m, fields)| key(m) == key(message) && fields.iter().any(|f| key(f) == key(name)))
+    };
     match t {
         Tree::None => true,
         Tree::Str(s) => s.is_empty() && name != "storageClassName",
+        Tree::Num(n) => n.parse::<f64>().is_ok_and(|n| n == 0.0) && zero_omitted(),
+        Tree::Bool(b) => !b && zero_omitted(),
         _ => false,
     }
 }
+
+/// Non-pointer scalar fields tagged `omitempty` in k8s.io/api, by message,
+/// for the kinds clients create with protobuf bodies.
+const ZERO_OMITTED: &[(&str, &[&str])] = &[
+    ("ObjectMeta", &["generation"]),
+    ("PodSpec", &["hostNetwork", "hostPID", "hostIPC"]),
+    ("Container", &["stdin", "stdinOnce", "tty"]),
+    ("EphemeralContainerCommon", &["stdin", "stdinOnce", "tty"]),
+    ("ContainerPort", &["hostPort"]),
+    (
+        "Probe",
+        &[
+            "initialDelaySeconds",
+            "timeoutSeconds",
+            "periodSeconds",
+            "successThreshold",
+            "failureThreshold",
+        ],
+    ),
+    ("VolumeMount", &["readOnly"]),
+    ("ServicePort", &["nodePort"]),
+    (
+        "ServiceSpec",
+        &["publishNotReadyAddresses", "healthCheckNodePort"],
+    ),
+    ("ServiceBackendPort", &["number"]),
+    ("NodeSpec", &["unschedulable"]),
+    ("DeploymentSpec", &["minReadySeconds", "paused"]),
+    (
+        "DeploymentStatus",
+        &[
+            "observedGeneration",
+            "replicas",
+            "updatedReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "unavailableReplicas",
+        ],
+    ),
+    ("StatefulSetSpec", &["minReadySeconds"]),
+    (
+        "StatefulSetStatus",
+        &[
+            "observedGeneration",
+            "readyReplicas",
+            "currentReplicas",
+            "updatedReplicas",
+            "availableReplicas",
+        ],
+    ),
+    ("ReplicaSetSpec", &["minReadySeconds"]),
+    (
+        "ReplicaSetStatus",
+        &[
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "observedGeneration",
+        ],
+    ),
+    ("JobStatus", &["active", "succeeded", "failed"]),
+    ("Event", &["count"]),
+    ("EventSeries", &["count"]),
+    ("ScaleSpec", &["replicas"]),
+    ("TokenReviewStatus", &["authenticated"]),
+    ("SubjectAccessReviewStatus", &["denied"]),
+    ("CustomResourceDefinitionSpec", &["preserveUnknownFields"]),
+    (
+        "JsonSchemaProps",
+        &[
+            "exclusiveMaximum",
+            "exclusiveMinimum",
+            "uniqueItems",
+            "x-kubernetes-embedded-resource",
+            "x-kubernetes-int-or-string",
+        ],
+    ),
+];
 
 fn bytes_of(items: &[Tree]) -> Option<Vec<u8>> {
     items
@@ -437,22 +553,27 @@ impl<'de> de::Deserializer<'de> for Node<'_> {
         v: V,
     ) -> Result<V::Value, Error> {
         match unwrap(self.0) {
-            Tree::Message(_, fields) => {
+            Tree::Message(message, fields) => {
                 // Go structs embedded `json:",inline"` (a Probe's handler, a
                 // Volume's source) are fields of their own in protobuf.
-                let inline: Vec<&[(String, Tree)]> = fields
+                let inline: Vec<(&str, &[(String, Tree)])> = fields
                     .iter()
                     .filter(|(n, _)| !names.iter().any(|j| key(j) == key(n)))
                     .filter_map(|(_, t)| match unwrap(t) {
-                        Tree::Message(_, f) => Some(f.as_slice()),
+                        Tree::Message(m, f) => Some((m.as_str(), f.as_slice())),
                         _ => None,
                     })
                     .collect();
                 let present = names.iter().filter_map(|name| {
                     field(fields, name)
-                        .or_else(|| inline.iter().find_map(|f| field(f, name)))
-                        .filter(|t| !omitted(name, t))
-                        .map(|t| (*name, Node(t)))
+                        .map(|t| (message.as_str(), t))
+                        .or_else(|| {
+                            inline
+                                .iter()
+                                .find_map(|(m, f)| field(f, name).map(|t| (*m, t)))
+                        })
+                        .filter(|(m, t)| !omitted(m, name, t))
+                        .map(|(_, t)| (*name, Node(t)))
                 });
                 v.visit_map(de::value::MapDeserializer::new(present))
             }
@@ -558,7 +679,7 @@ mod tests {
     }
 
     #[test]
-    fn secret_bytes_become_base64_and_zero_times_vanish() {
+    fn secret_bytes_become_base64_and_zero_times_are_null() {
         let secret = pb::Secret {
             metadata: meta("s1"),
             data: [("k".to_string(), b"hi\n".to_vec())].into(),
@@ -571,7 +692,7 @@ mod tests {
             got,
             json!({
                 "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": "s1", "labels": {"app": "web"}},
+                "metadata": {"name": "s1", "labels": {"app": "web"}, "creationTimestamp": null},
                 "data": {"k": "aGkK"},
                 "stringData": {"t": "x \"q\" \u{1}"},
                 "type": "Opaque",
@@ -636,6 +757,76 @@ mod tests {
         assert_eq!(c["resources"]["limits"]["memory"], "64Mi");
         assert_eq!(c["livenessProbe"]["httpGet"]["port"], "http");
         assert_eq!(got["status"]["podIPs"], json!([{"ip": "10.0.0.1"}]));
+    }
+
+    #[test]
+    fn zeros_go_leaves_out_vanish_and_set_pointers_stay() {
+        use k8s_pb::api::apps::v1 as apps;
+        let mut metadata = meta("d");
+        if let Some(m) = metadata.as_mut() {
+            m.generation = Some(0);
+        }
+        let deployment = apps::Deployment {
+            metadata,
+            spec: Some(apps::DeploymentSpec {
+                replicas: Some(0),
+                min_ready_seconds: Some(0),
+                paused: Some(false),
+                template: Some(pb::PodTemplateSpec {
+                    metadata: meta("t"),
+                    spec: Some(pb::PodSpec {
+                        host_network: Some(false),
+                        automount_service_account_token: Some(false),
+                        containers: vec![pb::Container {
+                            name: Some("c".into()),
+                            stdin: Some(false),
+                            tty: Some(false),
+                            ports: vec![pb::ContainerPort {
+                                container_port: Some(80),
+                                host_port: Some(0),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                }),
+                ..Default::default()
+            }),
+            status: Some(apps::DeploymentStatus {
+                replicas: Some(0),
+                ..Default::default()
+            }),
+        };
+        let got = decode(&envelope(
+            "apps/v1",
+            "Deployment",
+            deployment.encode_to_vec(),
+        ))
+        .unwrap();
+        assert!(got["metadata"].get("generation").is_none(), "{got}");
+        let spec = &got["spec"];
+        assert_eq!(spec["replicas"], 0);
+        assert!(spec.get("minReadySeconds").is_none() && spec.get("paused").is_none());
+        assert_eq!(
+            spec["template"]["metadata"],
+            json!({"name": "t", "labels": {"app": "web"}, "creationTimestamp": null})
+        );
+        let pod = &spec["template"]["spec"];
+        assert!(pod.get("hostNetwork").is_none());
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(
+            pod["containers"],
+            json!([{"name": "c", "ports": [{"containerPort": 80}]}])
+        );
+        assert_eq!(got["status"], json!({}));
+        let secret = pb::Secret {
+            metadata: meta("s"),
+            immutable: Some(false),
+            ..Default::default()
+        };
+        let got = decode(&envelope("v1", "Secret", secret.encode_to_vec())).unwrap();
+        assert_eq!(got["immutable"], false);
     }
 
     #[test]
