@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kubeflex_operator::api::ControlPlane;
 use serde_json::{Value, json};
 
 use crate::kubeconfig::{EXTENSION_NAME, Kubeconfig, NamedContext, NamedExtension};
@@ -266,6 +267,37 @@ pub async fn connect_stored(kc: &Kubeconfig) -> Result<(String, kube::Client), H
     let hosting = check_stored(kc)?;
     let client = probe(kc, &hosting).await?;
     Ok((hosting, client))
+}
+
+/// Control plane `name` read through the stored hosting context, with no
+/// discovery request first (`kflex ctx NAME` is on the everyday path): the
+/// GET itself shows a cluster that cannot be reached, and only a 404 (no
+/// such control plane, or no ControlPlane API there) costs the probe that
+/// tells the two apart, so a stale record is explained as
+/// [`connect_stored`] would.
+pub async fn read_stored(
+    kc: &Kubeconfig,
+    name: &str,
+) -> Result<(String, kube::Client, Option<ControlPlane>), HostingError> {
+    let hosting = check_stored(kc)?;
+    let unreachable = |reason: String| HostingError::Unreachable {
+        context: hosting.clone(),
+        reason,
+    };
+    let client = client(kc, &hosting).await.map_err(unreachable)?;
+    match kube::Api::<ControlPlane>::all(client.clone())
+        .get_opt(name)
+        .await
+    {
+        Ok(Some(cp)) => Ok((hosting, client, Some(cp))),
+        Ok(None) | Err(kube::Error::Api(_)) => {
+            // Same answers as the probe for the API's absence and for
+            // other API errors (a rejected token, ...).
+            let client = probe(kc, &hosting).await?;
+            Ok((hosting, client, None))
+        }
+        Err(e) => Err(unreachable(crate::output::kube_error(&e))),
+    }
 }
 
 #[cfg(test)]

@@ -344,6 +344,12 @@ async fn stale_hosting_records_are_explained_and_never_followed() {
         // create refuses the same way, creating nothing.
         let e = fails(&env.kflex(&[&path], &["create", "x1", "--no-wait"]).await);
         assert!(e.contains(needle), "{name}: {e}");
+        // So does loading a context from the server, which skips the
+        // discovery probe unless its read of the control plane fails.
+        let e = fails(&env.kflex(&[&path], &["ctx", "x1"]).await);
+        assert!(e.contains(needle), "{name}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "{name}: {e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "{name}");
     }
     // No record at all.
     let fresh = env.write(

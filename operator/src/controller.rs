@@ -263,6 +263,7 @@ async fn apply(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
         hook_report: hook_outcome.report.clone(),
         deleting: None,
         blocked: observed.blocked.clone(),
+        off_cluster_key: observed.off_cluster_key,
     };
     let ready = write_status(cp, &profile, &facts, failure.is_some(), ctx).await?;
     for (reason, note) in &observed.steps {
@@ -312,6 +313,7 @@ async fn cleanup(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
                 hook_report: None,
                 deleting: Some(e.to_string()),
                 blocked: None,
+                off_cluster_key: None,
             };
             write_status(cp, &profile, &facts, false, ctx).await?;
             Err(e)

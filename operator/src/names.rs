@@ -92,6 +92,11 @@ pub const KEY_POSTGRES_PASSWORD: &str = "postgres-password";
 
 // ---- Secrets and keys of our own (not in KubeFlex)
 
+/// Off-cluster key the operator adds to `vc-vcluster` with
+/// `--external-address`: the syncer's `config` names `<cp>.<domain>`, which
+/// needs DNS; this one names the address, with `tls-server-name`.
+pub const KEY_CONFIG_EXTERNAL: &str = "config-external";
+
 /// CAs the operator provides to k3s, so that it can write `k3s-config`
 /// itself (see `builders::k3s`).
 pub const SECRET_K3S_CA: &str = "k3s-ca";

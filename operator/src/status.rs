@@ -98,6 +98,9 @@ pub struct Facts {
     /// or that is still being set up (a bad bootstrap Secret, a failed
     /// database Job): `Ready=False` with this message.
     pub blocked: Option<String>,
+    /// The off-cluster kubeconfig key to publish in `status.secretRef.key`
+    /// instead of the type's (vcluster with `--external-address`).
+    pub off_cluster_key: Option<&'static str>,
 }
 
 /// One condition as it should be now.
@@ -231,7 +234,12 @@ pub fn compute(
     upsert(&mut status.conditions, synced(profile, facts), now);
     upsert(&mut status.conditions, ready(cp_name, profile, facts), now);
     if facts.sync == SyncOutcome::Success {
-        status.secret_ref = profile.secret_ref(cp_name);
+        status.secret_ref = profile.secret_ref(cp_name).map(|mut r| {
+            if let Some(key) = facts.off_cluster_key {
+                key.clone_into(&mut r.key);
+            }
+            r
+        });
     }
     if let Some(report) = &facts.hook_report {
         status.post_create_hooks = Some(report.applied.clone());
@@ -272,6 +280,7 @@ mod tests {
             hook_report: None,
             deleting: None,
             blocked: None,
+            off_cluster_key: None,
         }
     }
 
@@ -310,6 +319,22 @@ mod tests {
                 in_cluster_key: "kubeconfig-incluster".into(),
             })
         );
+    }
+
+    #[test]
+    fn an_off_cluster_key_override_is_published_in_secret_ref() {
+        let f = Facts {
+            off_cluster_key: Some(crate::names::KEY_CONFIG_EXTERNAL),
+            ..facts()
+        };
+        let s = run(&ControlPlaneStatus::default(), Vcluster, &f, 0);
+        let r = s.secret_ref.unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.key.as_str(), r.in_cluster_key.as_str()),
+            ("vc-vcluster", "config-external", "config-incluster")
+        );
+        let plain = run(&ControlPlaneStatus::default(), Vcluster, &facts(), 0);
+        assert_eq!(plain.secret_ref.unwrap().key, "config");
     }
 
     #[test]

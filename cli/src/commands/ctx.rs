@@ -5,11 +5,11 @@ use std::io::BufRead as _;
 use anyhow::{anyhow, bail};
 
 use super::App;
-use super::controlplane::{self as cpx, api};
+use super::controlplane as cpx;
 use crate::cli::{CtxArgs, CtxCommand};
 use crate::hosting;
 use crate::kubeconfig::{Kubeconfig, NamedCluster, NamedContext, NamedUser};
-use crate::output::{kube_error, table};
+use crate::output::table;
 
 pub async fn run(app: &App, a: CtxArgs) -> anyhow::Result<()> {
     match a.command {
@@ -62,14 +62,10 @@ async fn switch(app: &App, name: &str, overwrite: bool, set_current: bool) -> an
     app.out.detail(&format!(
         "kubeconfig context {name} not found, loading it from the server"
     ));
-    let (hosting_ctx, client) = hosting::connect_stored(&kc).await?;
-    let cp = api(&client)
-        .get_opt(name)
-        .await
-        .map_err(|e| anyhow!("reading control plane {name}: {}", kube_error(&e)))?
-        .ok_or_else(|| {
-            anyhow!("no context {name} in the kubeconfig and no control plane {name} on the hosting cluster ({hosting_ctx}); see `kflex list`")
-        })?;
+    let (hosting_ctx, client, cp) = hosting::read_stored(&kc, name).await?;
+    let cp = cp.ok_or_else(|| {
+        anyhow!("no context {name} in the kubeconfig and no control plane {name} on the hosting cluster ({hosting_ctx}); see `kflex list`")
+    })?;
     let note = cpx::merge_from_server(&mut kc, &client, &cp, &hosting_ctx).await?;
     app.out.detail(&note);
     kc.current_context = name.to_string();

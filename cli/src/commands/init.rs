@@ -180,6 +180,25 @@ pub fn manager(a: &InitArgs) -> anyhow::Result<DynamicObject> {
     Ok(d)
 }
 
+/// OpenShift: KubeFlex's test (`project.openshift.io/v1` serves
+/// `projects`) or the Route API, which is what makes the operator expose
+/// control planes through Routes (`--exposure auto`). Errors mean "no".
+async fn openshift(client: &kube::Client) -> bool {
+    for (group_version, resource) in [
+        ("route.openshift.io/v1", "routes"),
+        ("project.openshift.io/v1", "projects"),
+    ] {
+        if client
+            .list_api_group_resources(group_version)
+            .await
+            .is_ok_and(|l| l.resources.iter().any(|r| r.name == resource))
+        {
+            return true;
+        }
+    }
+    false
+}
+
 pub async fn init(app: &App, a: InitArgs) -> anyhow::Result<()> {
     let (loaded, mut kc) = app.load()?;
     let context = a
@@ -191,12 +210,9 @@ pub async fn init(app: &App, a: InitArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow!("cannot reach context '{context}': {e}"))?;
     let mut step = app.out.step("Checking if OpenShift cluster...");
-    let openshift = client
-        .list_api_group_resources("project.openshift.io/v1")
-        .await
-        .is_ok_and(|l| l.resources.iter().any(|r| r.name == "projects"));
-    if openshift {
-        app.out.say("OpenShift cluster detected");
+    if openshift(&client).await {
+        app.out
+            .say("OpenShift cluster detected: the operator exposes control planes through Routes");
     }
     let mut changed = 0usize;
     step.update(&format!("Ensuring {SYSTEM_NS} namespace..."));
@@ -296,9 +312,20 @@ pub async fn uninstall(app: &App, a: UninstallArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow!(kube_error(&e)))?;
     if !existing.items.is_empty() {
         if !a.delete_control_planes {
+            let names: Vec<&str> = existing
+                .items
+                .iter()
+                .filter_map(|cp| cp.metadata.name.as_deref())
+                .collect();
+            let more = names.len().saturating_sub(5);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
             bail!(
-                "{} control planes exist; delete them first (`kflex delete NAME`) or pass --delete-control-planes",
-                existing.items.len()
+                "control planes exist ({}{more}); delete them first (`kflex delete NAME`) or pass --delete-control-planes (which deletes every tenant)",
+                names[..names.len().min(5)].join(", ")
             );
         }
         let step = app.out.step("Deleting control planes...");

@@ -297,27 +297,61 @@ pub fn stateful_set(
     })
 }
 
-/// The apply patch adding `config-incluster` to the syncer's `vc-vcluster`:
-/// `config` with every server set to the in-cluster URL. Only that key and
-/// our labels: the syncer owns the rest, and may own the Secret's
-/// controller reference, so we add none.
-pub fn config_incluster_patch(
+/// The off-cluster key the operator writes itself: `config-external` when
+/// `--external-address` names the ingress and an Ingress exposes the API
+/// (a Route keeps its own host); `None` leaves the syncer's `config`.
+pub fn external_key(
+    cp_name: &str,
+    cfg: &OperatorConfig,
+    route_host: Option<&str>,
+) -> Option<&'static str> {
+    cfg.external_tls_server_name(cp_name, route_host)
+        .map(|_| names::KEY_CONFIG_EXTERNAL)
+}
+
+/// The apply patch adding our keys to the syncer's `vc-vcluster`:
+/// `config-incluster` (`config` with every server set to the in-cluster
+/// URL) and, per [`external_key`], `config-external` (`config` with the
+/// external address as server and `<cp>.<domain>` as `tls-server-name`, so
+/// it works without DNS). Only those keys and our labels: the syncer owns
+/// the rest, and may own the Secret's controller reference, so we add none.
+/// A key left out of a later patch is removed by server-side apply.
+pub fn kubeconfig_patch(
     cp: &ControlPlane,
     profile: &Profile,
+    cfg: &OperatorConfig,
+    route_host: Option<&str>,
     vc_config: &Kubeconfig,
 ) -> Result<Secret> {
     let cp_name = cp.name_any();
     let ns = names::namespace_of(&cp_name);
+    let render = |kc: &Kubeconfig, key: &str| {
+        kubeconfig::to_yaml(kc, &format!("vc-vcluster/{key}"))
+            .map(|yaml| ByteString(yaml.into_bytes()))
+            .map_err(|source| BuildError::Kubeconfig {
+                namespace: ns.clone(),
+                name: names::SECRET_VC_VCLUSTER.into(),
+                source: Box::new(source),
+            })
+    };
     let server = profile.in_cluster_url(&cp_name).unwrap_or_default();
-    let yaml = kubeconfig::to_yaml(
-        &kubeconfig::with_server(vc_config, &server),
-        "vc-vcluster/config-incluster",
-    )
-    .map_err(|source| BuildError::Kubeconfig {
-        namespace: ns.clone(),
-        name: names::SECRET_VC_VCLUSTER.into(),
-        source: Box::new(source),
-    })?;
+    let mut data = BTreeMap::from([(
+        names::KEY_CONFIG_INCLUSTER.to_string(),
+        render(
+            &kubeconfig::with_server(vc_config, &server),
+            names::KEY_CONFIG_INCLUSTER,
+        )?,
+    )]);
+    if let Some(key) = external_key(&cp_name, cfg, route_host) {
+        let external = kubeconfig::with_tls_server_name(
+            kubeconfig::with_server(
+                vc_config,
+                &kubeconfig::external_url(&cp_name, cfg, route_host),
+            ),
+            cfg.external_tls_server_name(&cp_name, route_host),
+        );
+        data.insert(key.to_string(), render(&external, key)?);
+    }
     Ok(Secret {
         metadata: ObjectMeta {
             name: Some(names::SECRET_VC_VCLUSTER.into()),
@@ -325,10 +359,7 @@ pub fn config_incluster_patch(
             labels: Some(meta::labels(&cp_name, "kubeconfig")),
             ..ObjectMeta::default()
         },
-        data: Some(BTreeMap::from([(
-            names::KEY_CONFIG_INCLUSTER.to_string(),
-            ByteString(yaml.into_bytes()),
-        )])),
+        data: Some(data),
         ..Secret::default()
     })
 }
@@ -464,7 +495,9 @@ mod tests {
             "CA",
             Credentials::Token("t"),
         );
-        let s = config_incluster_patch(&cp(), &Profile::of(Vcluster), &vc).unwrap();
+        let profile = Profile::of(Vcluster);
+        let cfg = OperatorConfig::default();
+        let s = kubeconfig_patch(&cp(), &profile, &cfg, None, &vc).unwrap();
         assert_eq!(s.metadata.name.as_deref(), Some("vc-vcluster"));
         assert!(s.metadata.owner_references.is_none());
         let data = s.data.unwrap();
@@ -476,5 +509,53 @@ mod tests {
         .unwrap();
         assert_eq!(kc.server(), Some("https://vcluster.cp2-system"));
         assert_eq!(kc.current_context, "my-vcluster");
+        assert_eq!(external_key("cp2", &cfg, None), None);
+    }
+
+    #[test]
+    fn external_address_adds_config_external_with_the_tls_server_name() {
+        let vc = kubeconfig::render(
+            &EntryNames {
+                cluster: "my-vcluster".into(),
+                user: "my-vcluster".into(),
+                context: "my-vcluster".into(),
+                namespace: None,
+            },
+            "https://cp2.localtest.me:9443",
+            "CA",
+            Credentials::Token("t"),
+        );
+        let cfg = OperatorConfig {
+            external_address: Some("10.0.0.5".into()),
+            external_port: 31443,
+            ..OperatorConfig::default()
+        };
+        let profile = Profile::of(Vcluster);
+        let s = kubeconfig_patch(&cp(), &profile, &cfg, None, &vc).unwrap();
+        let data = s.data.unwrap();
+        assert_eq!(
+            data.keys().collect::<Vec<_>>(),
+            ["config-external", "config-incluster"]
+        );
+        let text = |k: &str| std::str::from_utf8(&data[k].0).unwrap().to_string();
+        let ext = kubeconfig::parse(&text("config-external"), "k").unwrap();
+        assert_eq!(ext.server(), Some("https://10.0.0.5:31443"));
+        assert_eq!(
+            ext.clusters[0].cluster.other["tls-server-name"],
+            "cp2.localtest.me"
+        );
+        assert_eq!(ext.users, vc.users);
+        assert_eq!(ext.current_context, "my-vcluster");
+        // The in-cluster one carries no tls-server-name.
+        let inc = kubeconfig::parse(&text("config-incluster"), "k").unwrap();
+        assert!(inc.clusters[0].cluster.other.is_empty());
+        assert_eq!(
+            external_key("cp2", &cfg, None),
+            Some(names::KEY_CONFIG_EXTERNAL)
+        );
+        // A Route keeps its own host: no extra key.
+        let routed = kubeconfig_patch(&cp(), &profile, &cfg, Some("cp2.apps.x"), &vc).unwrap();
+        assert_eq!(routed.data.unwrap().len(), 1);
+        assert_eq!(external_key("cp2", &cfg, Some("cp2.apps.x")), None);
     }
 }

@@ -45,6 +45,8 @@ pub struct Observed {
     pub requeue: Option<Duration>,
     /// Steps done this pass, for Events (`reason`, note).
     pub steps: Vec<(&'static str, String)>,
+    /// The off-cluster kubeconfig key, when not the type's own.
+    pub off_cluster_key: Option<&'static str>,
 }
 
 /// A tenant to probe.

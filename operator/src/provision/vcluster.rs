@@ -1,5 +1,6 @@
 //! Type `vcluster`: the chart's objects rendered natively, exposure, and
-//! `config-incluster` added to the syncer's `vc-vcluster` Secret.
+//! `config-incluster` (and, with `--external-address`, `config-external`)
+//! added to the syncer's `vc-vcluster` Secret.
 
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::ResourceExt;
@@ -34,6 +35,9 @@ pub async fn provision(cp: &ControlPlane, profile: &Profile, ctx: &Context) -> R
             return Ok(observed);
         }
     };
+    // Known before the Secret is: status names the key from now on, as it
+    // names `config` before the syncer has written it.
+    observed.off_cluster_key = vcluster::external_key(&cp_name, &ctx.config, route_host.as_deref());
     let sts = ctx
         .applier
         .apply(&vcluster::stateful_set(
@@ -44,7 +48,7 @@ pub async fn provision(cp: &ControlPlane, profile: &Profile, ctx: &Context) -> R
         .await?;
     observed.workload_available = Some(stateful_set_available(&sts));
 
-    // The syncer publishes `config` once it runs; derive `config-incluster`.
+    // The syncer publishes `config` once it runs; derive our keys from it.
     let Some(data) = secret_data(ctx, &ns, names::SECRET_VC_VCLUSTER).await? else {
         return Ok(observed);
     };
@@ -58,7 +62,13 @@ pub async fn provision(cp: &ControlPlane, profile: &Profile, ctx: &Context) -> R
         })?;
     let live = ctx
         .applier
-        .apply(&vcluster::config_incluster_patch(cp, profile, &parsed)?)
+        .apply(&vcluster::kubeconfig_patch(
+            cp,
+            profile,
+            &ctx.config,
+            route_host.as_deref(),
+            &parsed,
+        )?)
         .await?;
     if let (Some(svc), Some(yaml)) = (
         profile.service_name(&cp_name),
