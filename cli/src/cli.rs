@@ -216,17 +216,9 @@ pub struct CreateArgs {
     pub no_switch: bool,
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Format>,
-    /// Commit the spec to the Git repository the reconciler follows instead of creating it in the cluster (no wait unless --wait).
-    #[arg(long)]
-    pub git: bool,
+    /// --git and the flags that go with it.
     #[command(flatten)]
     pub git_args: GitArgs,
-    /// With --git: wait until the reconciler applied the commit and the control plane is Ready, then merge its context as the direct create does.
-    #[arg(long, requires = "git", conflicts_with = "no_wait")]
-    pub wait: bool,
-    /// With --git --wait: the Sync (reconciler) to follow (default: the only one).
-    #[arg(long = "name", value_name = "SYNC", requires = "git")]
-    pub sync: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -262,17 +254,9 @@ pub struct DeleteArgs {
     pub no_wait: bool,
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
-    /// Commit the removal of its spec to the Git repository instead of deleting in the cluster (no wait unless --wait).
-    #[arg(long)]
-    pub git: bool,
+    /// --git and the flags that go with it.
     #[command(flatten)]
     pub git_args: GitArgs,
-    /// With --git: wait until the control plane is gone, then remove its context.
-    #[arg(long, requires = "git", conflicts_with = "no_wait")]
-    pub wait: bool,
-    /// With --git --wait: the Sync (reconciler) to follow (default: the only one).
-    #[arg(long = "name", value_name = "SYNC", requires = "git")]
-    pub sync: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -380,19 +364,34 @@ pub struct VersionArgs {
     pub output: Option<Format>,
 }
 
-/// `300`, `90s`, `10m`, `1h`.
+/// A duration flag: `90s`, `1m30s`, `2h`, `500ms`, `1h 30m` (the units of
+/// `humantime`: ns, us, ms, s, m, h, d, ...); a bare number is seconds, as
+/// KubeFlex's flags take it. clap prefixes the error with the flag's name.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (digits, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}`: expected e.g. 90s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (s, m or h)")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("{e}: expected a duration such as 90s, 1m30s, 2h or 500ms"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn compound_durations() {
+        let secs = Duration::from_secs;
+        assert_eq!(parse_duration("1m30s"), Ok(secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(secs(7200)));
+        assert_eq!(parse_duration("90s"), Ok(secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1h 30m"), Ok(secs(5400)));
+        assert_eq!(parse_duration("300"), Ok(secs(300)));
+        for bad in ["", "10x", "m5", "-1s", "1.5.3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -13,8 +13,6 @@ use kubeflex_operator::config::{
     DatabaseServer, ExposureMode, OperatorConfig, PkiAlgorithm, SecretKey, SharedPostgres,
 };
 use kubeflex_operator::context::Settings;
-use kubeflex_operator::hooks::grants::ExtraRules;
-use kubeflex_operator::hooks::policy::ClusterKinds;
 use kubeflex_operator::metrics::{self, Metrics};
 use kubeflex_operator::telemetry::{self, LogFormat};
 use kubeflex_operator::{controller, endpoints, leader};
@@ -108,16 +106,8 @@ struct RunArgs {
     /// annotation `kflex.kubestellar.org/rerender: "true"` asks per hook).
     #[arg(long, env = "KFLEX_RERENDER_HOOKS", default_value_t = false, action = clap::ArgAction::Set)]
     rerender_hooks: bool,
-    /// Cluster-scoped kinds PostCreateHooks may create, comma-separated
-    /// `Kind.group` (`Kind` for the core group); empty: none.
-    #[arg(long, env = "KFLEX_HOOK_CLUSTER_KINDS", default_value = kubeflex_operator::hooks::policy::DEFAULT_CLUSTER_KINDS)]
-    hook_cluster_kinds: String,
-    /// RBAC rules PostCreateHooks may grant beyond the resources of the
-    /// CRDs they create, `resource[.group]:verb[,verb]` separated by `;`
-    /// (e.g. `nodes:get,list`); empty: none. Each is a deliberate widening
-    /// of what a tenant's hook can do in the hosting cluster.
-    #[arg(long, env = "KFLEX_HOOK_EXTRA_RULES", default_value = "")]
-    hook_extra_rules: String,
+    #[command(flatten)]
+    hook_policy: kubeflex_operator::hooks::policy::HookPolicyArgs,
 }
 
 /// The shared PostgreSQL: installed by the operator (no `--postgres-host`)
@@ -242,16 +232,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         config.pki.algorithm = algorithm;
         config.vcluster.service_cidr = args.vcluster_service_cidr.clone();
         config.postgres.shared = args.postgres.shared(&config.system_namespace);
-        let hook_extra_rules =
-            ExtraRules::parse(&args.hook_extra_rules).map_err(anyhow::Error::msg)?;
-        tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, hook_cluster_kinds = %ClusterKinds::parse(&args.hook_cluster_kinds), hook_extra_rules = %hook_extra_rules, "starting");
+        let policy = args.hook_policy.policy().map_err(anyhow::Error::msg)?;
+        tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, hook_cluster_kinds = %policy.cluster_kinds, hook_extra_rules = %policy.extra_rules, "starting");
         let settings = Settings {
             ready_requeue: Duration::from_secs(args.ready_requeue_seconds),
             concurrency: args.concurrency,
             hook_timeout: args.hook_timeout,
             rerender_hooks: args.rerender_hooks,
-            hook_cluster_kinds: ClusterKinds::parse(&args.hook_cluster_kinds),
-            hook_extra_rules,
+            hook_cluster_kinds: policy.cluster_kinds,
+            hook_extra_rules: policy.extra_rules,
             ..Settings::default()
         };
         let client = client(args.kubeconfig.as_ref()).await?;
