@@ -364,34 +364,6 @@ pub struct VersionArgs {
     pub output: Option<Format>,
 }
 
-/// A duration flag: `90s`, `1m30s`, `2h`, `500ms`, `1h 30m` (the units of
-/// `humantime`: ns, us, ms, s, m, h, d, ...); a bare number is seconds, as
-/// KubeFlex's flags take it. clap prefixes the error with the flag's name.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(secs));
-    }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("{e}: expected a duration such as 90s, 1m30s, 2h or 500ms"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn compound_durations() {
-        let secs = Duration::from_secs;
-        assert_eq!(parse_duration("1m30s"), Ok(secs(90)));
-        assert_eq!(parse_duration("2h"), Ok(secs(7200)));
-        assert_eq!(parse_duration("90s"), Ok(secs(90)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1h 30m"), Ok(secs(5400)));
-        assert_eq!(parse_duration("300"), Ok(secs(300)));
-        for bad in ["", "10x", "m5", "-1s", "1.5.3s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-}
+/// Every duration flag: the operator's one parser (`1m30s`, `2h`, `500ms`;
+/// a bare number is seconds).
+pub use kubeflex_operator::duration::parse as parse_duration;

@@ -99,7 +99,7 @@ struct RunArgs {
     concurrency: u16,
     /// How long an awaited PostCreateHook (`waitForPostCreateHooks`) may
     /// stay not ready before it is reported as failed: `600`, `600s`, `10m`.
-    #[arg(long, env = "KFLEX_HOOK_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "KFLEX_HOOK_TIMEOUT", default_value = "10m", value_parser = kubeflex_operator::duration::parse)]
     hook_timeout: Duration,
     /// Re-apply a PostCreateHook to the control planes that recorded it
     /// when its rendered objects change (default: KubeFlex's once-only;
@@ -152,23 +152,6 @@ impl PostgresArgs {
             _ => SharedPostgres::Install,
         }
     }
-}
-
-/// `600`, `600s`, `10m` or `1h`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (digits, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a number of seconds, or e.g. 90s, 10m, 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (s, m or h)")),
-    };
-    Ok(Duration::from_secs(secs))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -331,13 +314,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hook_timeouts_parse_with_or_without_a_unit() {
-        assert_eq!(parse_duration("600"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("10d").is_err());
-        assert!(parse_duration("m").is_err());
+    fn hook_timeouts_take_compound_durations_and_bad_ones_name_the_flag() {
+        let timeout = |v: &str| {
+            Cli::try_parse_from(["kubeflex-operator", "--hook-timeout", v])
+                .map(|c| c.run.hook_timeout)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(timeout("600"), Ok(Duration::from_secs(600)));
+        assert_eq!(timeout("1m30s"), Ok(Duration::from_secs(90)));
+        let err = timeout("10x").unwrap_err();
+        assert!(err.contains("--hook-timeout"), "{err}");
     }
 
     #[test]
