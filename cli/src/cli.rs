@@ -216,17 +216,9 @@ pub struct CreateArgs {
     pub no_switch: bool,
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Format>,
-    /// Commit the spec to the Git repository the reconciler follows instead of creating it in the cluster (no wait unless --wait).
-    #[arg(long)]
-    pub git: bool,
+    /// --git and the flags that go with it.
     #[command(flatten)]
     pub git_args: GitArgs,
-    /// With --git: wait until the reconciler applied the commit and the control plane is Ready, then merge its context as the direct create does.
-    #[arg(long, requires = "git", conflicts_with = "no_wait")]
-    pub wait: bool,
-    /// With --git --wait: the Sync (reconciler) to follow (default: the only one).
-    #[arg(long = "name", value_name = "SYNC", requires = "git")]
-    pub sync: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -262,17 +254,9 @@ pub struct DeleteArgs {
     pub no_wait: bool,
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
-    /// Commit the removal of its spec to the Git repository instead of deleting in the cluster (no wait unless --wait).
-    #[arg(long)]
-    pub git: bool,
+    /// --git and the flags that go with it.
     #[command(flatten)]
     pub git_args: GitArgs,
-    /// With --git: wait until the control plane is gone, then remove its context.
-    #[arg(long, requires = "git", conflicts_with = "no_wait")]
-    pub wait: bool,
-    /// With --git --wait: the Sync (reconciler) to follow (default: the only one).
-    #[arg(long = "name", value_name = "SYNC", requires = "git")]
-    pub sync: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -380,19 +364,6 @@ pub struct VersionArgs {
     pub output: Option<Format>,
 }
 
-/// `300`, `90s`, `10m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (digits, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}`: expected e.g. 90s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (s, m or h)")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
-}
+/// Every duration flag: the operator's one parser (`1m30s`, `2h`, `500ms`;
+/// a bare number is seconds).
+pub use kubeflex_operator::duration::parse as parse_duration;

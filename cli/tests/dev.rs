@@ -508,8 +508,11 @@ fn dev_follows_a_git_repository_to_a_ready_control_plane_with_a_context() {
     use gitsupport::git;
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path();
-    let (daemon, _bare, work) = gitsupport::upstream(home, &[("README.md", "# tenants\n")]);
-    let url = daemon.url("tenants.git");
+    let gitsupport::Upstream {
+        daemon: _daemon,
+        work,
+        url,
+    } = gitsupport::upstream(home);
 
     // kflex dev's own directory holds only .kflex/; the specs come from Git.
     let dir = home.join("dev");

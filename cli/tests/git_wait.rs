@@ -11,58 +11,62 @@
 mod support;
 
 use std::io::{BufRead as _, BufReader};
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use support::cluster::Hosting;
-use support::{GitDaemon, git, repo};
+use support::{commit_to_main, git, merge_upstream, upstream};
 
-const HOOKLESS: &str = "# tenants\n";
-
-fn upstream(tmp: &std::path::Path) -> (GitDaemon, std::path::PathBuf, std::path::PathBuf) {
-    support::upstream(tmp, &[("README.md", HOOKLESS), ("controlplanes/.keep", "")])
+/// An upstream served by `git daemon`, and the hosting cluster with the
+/// operator and reconciler `tenants` following its `main` every `interval`.
+struct Setup {
+    tmp: tempfile::TempDir,
+    home: PathBuf,
+    up: support::Upstream,
+    hosting: Hosting,
 }
 
-/// Merges `branch` into `main` on the upstream, as a reviewer would.
-fn merge_upstream(tmp: &std::path::Path, url: &str, branch: &str) -> String {
-    let reviewer = tmp.join("reviewer");
-    if !reviewer.exists() {
-        git(tmp, &["clone", "-q", url, reviewer.to_str().unwrap()]);
-        git(&reviewer, &["config", "user.name", "Reviewer"]);
-        git(&reviewer, &["config", "user.email", "reviewer@example.com"]);
+impl Setup {
+    async fn start(interval: Duration) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let up = upstream(tmp.path());
+        let mut hosting = Hosting::start().await;
+        hosting.reconciler("tenants", &up.url, interval).await;
+        Self {
+            tmp,
+            home,
+            up,
+            hosting,
+        }
     }
-    git(&reviewer, &["fetch", "-q", "origin"]);
-    git(&reviewer, &["checkout", "-q", "main"]);
-    git(&reviewer, &["reset", "-q", "--hard", "origin/main"]);
-    git(
-        &reviewer,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "Merge",
-            &format!("origin/{branch}"),
-        ],
-    );
-    git(&reviewer, &["push", "-q", "origin", "main"]);
-    git(&reviewer, &["rev-parse", "HEAD"])
+
+    fn work(&self) -> &Path {
+        &self.up.work
+    }
+
+    /// Runs kflex to its end in the checkout.
+    async fn kflex(&self, args: &[&str]) -> Output {
+        let mut cmd = self.hosting.kflex(&self.up.work, &self.home);
+        cmd.args(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
 }
+
+const CP: &str =
+    "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn create_git_push_wait_follows_the_merge_to_ready() {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let (daemon, _bare, work) = upstream(tmp.path());
-    let url = daemon.url("tenants.git");
-    let mut hosting = Hosting::start().await;
-    hosting
-        .reconciler("tenants", &url, Duration::from_secs(1))
-        .await;
+    let s = Setup::start(Duration::from_secs(1)).await;
+    let (tmp, home, url, hosting) = (&s.tmp, &s.home, &s.up.url, &s.hosting);
 
     let mut child = hosting
-        .kflex(&work, &home)
+        .kflex(s.work(), home)
         .args([
             "create",
             "cp1",
@@ -96,10 +100,10 @@ async fn create_git_push_wait_follows_the_merge_to_ready() {
         }
     }
     assert!(
-        hosting_cp(&hosting, "cp1").await.is_none(),
+        hosting_cp(hosting, "cp1").await.is_none(),
         "nothing applied before the merge"
     );
-    let merge = merge_upstream(tmp.path(), &url, "kflex/create-cp1");
+    let merge = merge_upstream(tmp.path(), url, "kflex/create-cp1");
     let status = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
@@ -123,7 +127,7 @@ async fn create_git_push_wait_follows_the_merge_to_ready() {
         .expect("Ready reported");
     let applied = lines.iter().position(|l| l.contains("applied at")).unwrap();
     assert!(applied < ready, "{text}");
-    assert!(hosting_cp(&hosting, "cp1").await.is_some());
+    assert!(hosting_cp(hosting, "cp1").await.is_some());
     // It ends as the direct create does: context cp1 merged and current,
     // and the real kubectl reaches the tenant through it.
     assert!(
@@ -137,7 +141,7 @@ async fn create_git_push_wait_follows_the_merge_to_ready() {
         .arg(home.join("kubectl-cache"))
         .args(["--context", "cp1", "get", "namespaces", "-o", "name"])
         .env("KUBECONFIG", &hosting.kubeconfig)
-        .env("HOME", &home)
+        .env("HOME", home)
         .output()
         .unwrap();
     assert!(
@@ -154,42 +158,25 @@ async fn create_git_push_wait_follows_the_merge_to_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broken_spec_merged_stops_the_wait_with_its_line() {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let (daemon, _bare, work) = upstream(tmp.path());
-    let url = daemon.url("tenants.git");
-    let mut hosting = Hosting::start().await;
-    hosting
-        .reconciler("tenants", &url, Duration::from_secs(1))
-        .await;
-
+    let s = Setup::start(Duration::from_secs(1)).await;
     // Another file is broken too: it must not stop a wait for cp2.
-    support::write(
-        &work,
+    let sha = commit_to_main(
+        s.work(),
         &[
             (
                 "controlplanes/other.yaml",
-                "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: other\nspec:\n  type: nope\n",
+                &format!("{CP}  name: other\nspec:\n  type: nope\n"),
             ),
             (
                 "controlplanes/cp2.yaml",
-                "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: cp2\nspec:\n  type: k9s\n",
+                &format!("{CP}  name: cp2\nspec:\n  type: k9s\n"),
             ),
         ],
+        "broken",
     );
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "broken"]);
-    git(&work, &["push", "-q", "origin", "HEAD:main"]);
-    let sha = git(&work, &["rev-parse", "HEAD"]);
-
-    let out = tokio::task::spawn_blocking({
-        let mut cmd = hosting.kflex(&work, &home);
-        cmd.args(["wait", "cp2", "--commit", &sha, "--timeout", "2m"]);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = s
+        .kflex(&["wait", "cp2", "--commit", &sha, "--timeout", "2m"])
+        .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
@@ -209,42 +196,26 @@ async fn hosting_cp(h: &Hosting, name: &str) -> Option<kubeflex_operator::api::C
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sync_triggers_a_pass_now_with_a_one_hour_interval() {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let (daemon, _bare, work) = upstream(tmp.path());
-    let url = daemon.url("tenants.git");
-    let mut hosting = Hosting::start().await;
+    let s = Setup::start(Duration::from_secs(3600)).await;
+    let hosting = &s.hosting;
     hosting
-        .reconciler("tenants", &url, Duration::from_secs(3600))
-        .await;
-    hosting
-        .wait_attempted("tenants", &git(&work, &["rev-parse", "HEAD"]))
+        .wait_attempted("tenants", &git(s.work(), &["rev-parse", "HEAD"]))
         .await;
     // The first pass has run (at start); a new commit waits an hour...
-    support::write(
-        &work,
+    let sha = commit_to_main(
+        s.work(),
         &[(
             "controlplanes/cp3.yaml",
-            "apiVersion: tenancy.kflex.kubestellar.org/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: cp3\nspec:\n  type: host\n",
+            &format!("{CP}  name: cp3\nspec:\n  type: host\n"),
         )],
+        "cp3",
     );
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "cp3"]);
-    git(&work, &["push", "-q", "origin", "HEAD:main"]);
-    let sha = git(&work, &["rev-parse", "HEAD"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(hosting_cp(&hosting, "cp3").await.is_none());
+    assert!(hosting_cp(hosting, "cp3").await.is_none());
 
     // ...unless asked.
     let started = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking({
-        let mut cmd = hosting.kflex(&work, &home);
-        cmd.args(["sync", "--wait", "--timeout", "60s"]);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = s.kflex(&["sync", "--wait", "--timeout", "60s"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -256,16 +227,10 @@ async fn sync_triggers_a_pass_now_with_a_one_hour_interval() {
         stdout.contains(&format!("attempted:  {}", &sha[..12])),
         "{stdout}"
     );
-    assert!(hosting_cp(&hosting, "cp3").await.is_some());
+    assert!(hosting_cp(hosting, "cp3").await.is_some());
 
     // `kflex sync status` shows it.
-    let out = tokio::task::spawn_blocking({
-        let mut cmd = hosting.kflex(&work, &home);
-        cmd.args(["sync", "status"]);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = s.kflex(&["sync", "status"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("tenants\n"), "{stdout}");
     assert!(

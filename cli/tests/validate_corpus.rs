@@ -814,3 +814,78 @@ fn repo_template_passes() {
     assert!(run.stdout.starts_with("valid: "), "{}", run.stdout);
     assert!(run.stdout.contains("0 errors"), "{}", run.stdout);
 }
+
+/// `validate` takes the operator's own hook-policy flags, so a repository
+/// checks against the policy of the operator that will run its hooks.
+#[test]
+fn hook_policy_flags_match_the_operators() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let reader = "    - apiVersion: rbac.authorization.k8s.io/v1\n      kind: ClusterRole\n      metadata:\n        name: node-reader\n      rules:\n        - apiGroups: [\"\"]\n          resources: [nodes]\n          verbs: [get, list]\n";
+    let class = "    - apiVersion: storage.k8s.io/v1\n      kind: StorageClass\n      metadata:\n        name: fast\n      provisioner: example.com/fast\n";
+    materialise(
+        root,
+        &[
+            f("hooks/h.yaml", hook("h", reader)),
+            f("hooks/sc.yaml", hook("sc", class)),
+            f(
+                "cps/cp1.yaml",
+                cp(
+                    "cp1",
+                    "  type: k8s\n  postCreateHooks:\n    - hookName: h\n    - hookName: sc\n",
+                ),
+            ),
+        ],
+    );
+    let dir = root.to_str().unwrap();
+    // The operator's defaults: both hooks refused, each at its file.
+    let run = kflex(&["validate", dir], root);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("hooks/h.yaml:") && run.stdout.contains("--hook-extra-rules"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("hooks/sc.yaml:") && run.stdout.contains("--hook-cluster-kinds"),
+        "{}",
+        run.stdout
+    );
+    // An operator started with these flags accepts both: so does validate.
+    let kinds = format!(
+        "{},StorageClass.storage.k8s.io",
+        kubeflex_operator::hooks::policy::DEFAULT_CLUSTER_KINDS
+    );
+    let allowed = [
+        "validate",
+        "--hook-extra-rules",
+        "nodes:get,list",
+        "--hook-cluster-kinds",
+        &kinds,
+        dir,
+    ];
+    let run = kflex(&allowed, root);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // Only what is listed: `list` on nodes is refused without it.
+    let run = kflex(
+        &[
+            "validate",
+            "--hook-extra-rules",
+            "nodes:get",
+            "--hook-cluster-kinds",
+            &kinds,
+            dir,
+        ],
+        root,
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("grants list on nodes"),
+        "{}",
+        run.stdout
+    );
+    // A malformed rule is a usage error naming the flag.
+    let run = kflex(&["validate", "--hook-extra-rules", "nodes", dir], root);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("--hook-extra-rules"), "{}", run.stderr);
+}

@@ -21,6 +21,7 @@ pub mod context;
 pub mod controller;
 pub mod crdgen;
 pub mod database;
+pub mod duration;
 pub mod endpoints;
 pub mod error;
 pub mod hooks;

@@ -13,8 +13,6 @@ use kubeflex_operator::config::{
     DatabaseServer, ExposureMode, OperatorConfig, PkiAlgorithm, SecretKey, SharedPostgres,
 };
 use kubeflex_operator::context::Settings;
-use kubeflex_operator::hooks::grants::ExtraRules;
-use kubeflex_operator::hooks::policy::ClusterKinds;
 use kubeflex_operator::metrics::{self, Metrics};
 use kubeflex_operator::telemetry::{self, LogFormat};
 use kubeflex_operator::{controller, endpoints, leader};
@@ -101,23 +99,15 @@ struct RunArgs {
     concurrency: u16,
     /// How long an awaited PostCreateHook (`waitForPostCreateHooks`) may
     /// stay not ready before it is reported as failed: `600`, `600s`, `10m`.
-    #[arg(long, env = "KFLEX_HOOK_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "KFLEX_HOOK_TIMEOUT", default_value = "10m", value_parser = kubeflex_operator::duration::parse)]
     hook_timeout: Duration,
     /// Re-apply a PostCreateHook to the control planes that recorded it
     /// when its rendered objects change (default: KubeFlex's once-only;
     /// annotation `kflex.kubestellar.org/rerender: "true"` asks per hook).
     #[arg(long, env = "KFLEX_RERENDER_HOOKS", default_value_t = false, action = clap::ArgAction::Set)]
     rerender_hooks: bool,
-    /// Cluster-scoped kinds PostCreateHooks may create, comma-separated
-    /// `Kind.group` (`Kind` for the core group); empty: none.
-    #[arg(long, env = "KFLEX_HOOK_CLUSTER_KINDS", default_value = kubeflex_operator::hooks::policy::DEFAULT_CLUSTER_KINDS)]
-    hook_cluster_kinds: String,
-    /// RBAC rules PostCreateHooks may grant beyond the resources of the
-    /// CRDs they create, `resource[.group]:verb[,verb]` separated by `;`
-    /// (e.g. `nodes:get,list`); empty: none. Each is a deliberate widening
-    /// of what a tenant's hook can do in the hosting cluster.
-    #[arg(long, env = "KFLEX_HOOK_EXTRA_RULES", default_value = "")]
-    hook_extra_rules: String,
+    #[command(flatten)]
+    hook_policy: kubeflex_operator::hooks::policy::HookPolicyArgs,
 }
 
 /// The shared PostgreSQL: installed by the operator (no `--postgres-host`)
@@ -162,23 +152,6 @@ impl PostgresArgs {
             _ => SharedPostgres::Install,
         }
     }
-}
-
-/// `600`, `600s`, `10m` or `1h`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (digits, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a number of seconds, or e.g. 90s, 10m, 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (s, m or h)")),
-    };
-    Ok(Duration::from_secs(secs))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -242,16 +215,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         config.pki.algorithm = algorithm;
         config.vcluster.service_cidr = args.vcluster_service_cidr.clone();
         config.postgres.shared = args.postgres.shared(&config.system_namespace);
-        let hook_extra_rules =
-            ExtraRules::parse(&args.hook_extra_rules).map_err(anyhow::Error::msg)?;
-        tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, hook_cluster_kinds = %ClusterKinds::parse(&args.hook_cluster_kinds), hook_extra_rules = %hook_extra_rules, "starting");
+        let policy = args.hook_policy.policy().map_err(anyhow::Error::msg)?;
+        tracing::info!(domain = %config.domain, external_port = config.external_port, pki = algorithm.as_str(), exposure = %args.exposure, leader_elect = args.leader_elect, hook_cluster_kinds = %policy.cluster_kinds, hook_extra_rules = %policy.extra_rules, "starting");
         let settings = Settings {
             ready_requeue: Duration::from_secs(args.ready_requeue_seconds),
             concurrency: args.concurrency,
             hook_timeout: args.hook_timeout,
             rerender_hooks: args.rerender_hooks,
-            hook_cluster_kinds: ClusterKinds::parse(&args.hook_cluster_kinds),
-            hook_extra_rules,
+            hook_cluster_kinds: policy.cluster_kinds,
+            hook_extra_rules: policy.extra_rules,
             ..Settings::default()
         };
         let client = client(args.kubeconfig.as_ref()).await?;
@@ -342,13 +314,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hook_timeouts_parse_with_or_without_a_unit() {
-        assert_eq!(parse_duration("600"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("10d").is_err());
-        assert!(parse_duration("m").is_err());
+    fn hook_timeouts_take_compound_durations_and_bad_ones_name_the_flag() {
+        let timeout = |v: &str| {
+            Cli::try_parse_from(["kubeflex-operator", "--hook-timeout", v])
+                .map(|c| c.run.hook_timeout)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(timeout("600"), Ok(Duration::from_secs(600)));
+        assert_eq!(timeout("1m30s"), Ok(Duration::from_secs(90)));
+        let err = timeout("10x").unwrap_err();
+        assert!(err.contains("--hook-timeout"), "{err}");
     }
 
     #[test]

@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, default_value = "")]
     path: String,
     /// Poll interval, e.g. 60s, 5m.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = kubeflex_operator::duration::parse)]
     interval: Duration,
     /// A local directory instead of Git.
     #[arg(long)]
@@ -70,7 +70,7 @@ struct Args {
     exclude: Vec<String>,
     /// Compare every managed object with Git this often, even without
     /// commits or events.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = kubeflex_operator::duration::parse)]
     drift_interval: Duration,
     /// Most manifest files one pass reads; more is refused.
     #[arg(long, default_value_t = 100_000)]
@@ -79,7 +79,7 @@ struct Args {
     #[arg(long, default_value_t = 512 * 1024 * 1024)]
     max_bytes: u64,
     /// Deadline of one Git fetch, e.g. 60s.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = kubeflex_operator::duration::parse)]
     fetch_timeout: Duration,
     /// Name of this reconciler: its Sync object, source label and lease.
     #[arg(long, default_value = "default")]
@@ -128,22 +128,6 @@ struct Args {
     /// known_hosts file checked strictly for SSH.
     #[arg(long, requires = "ssh_key")]
     ssh_known_hosts: Option<PathBuf>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 60s"))?;
-    let secs = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
-    };
-    Ok(Duration::from_secs(secs))
 }
 
 impl Args {

@@ -120,6 +120,48 @@ pub async fn wait_synced(mut receivers: Vec<watch::Receiver<bool>>) -> Result<()
     Ok(())
 }
 
+/// The inventory of source `name`, kept current by one watch per kind.
+pub struct Watched {
+    pub inventory: Arc<Mutex<Inventory>>,
+    /// Drift events for [`crate::reconcile::Reconciler::run`].
+    pub drift: mpsc::UnboundedReceiver<ObjectEvent>,
+    /// The watches, running until aborted.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts [`watch_inventory`] for both kinds of source `name` and waits
+/// until each listed its objects once: what every embedding of the
+/// reconciler (its binary, `kflex watch`, `kflex dev`) needs before a pass.
+pub async fn start_inventory(cluster: &Cluster, name: &str) -> Result<Watched, Error> {
+    let inventory = Arc::new(Mutex::new(Inventory::new(name)));
+    let (drift_tx, drift) = mpsc::unbounded_channel();
+    let mut synced = Vec::new();
+    let mut tasks = Vec::new();
+    for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
+        let (tx, rx) = watch::channel(false);
+        synced.push(rx);
+        tasks.push(tokio::spawn(watch_inventory(
+            cluster.clone(),
+            kind,
+            name.to_owned(),
+            inventory.clone(),
+            tx,
+            drift_tx.clone(),
+        )));
+    }
+    if let Err(e) = wait_synced(synced).await {
+        for t in &tasks {
+            t.abort();
+        }
+        return Err(e);
+    }
+    Ok(Watched {
+        inventory,
+        drift,
+        tasks,
+    })
+}
+
 /// Watches `dir` recursively; sends one `()` per burst of changes, after
 /// [`DEBOUNCE`] of quiet. The returned watcher must be kept alive.
 pub fn watch_dir(

@@ -51,7 +51,7 @@ pub fn build(a: &CreateArgs) -> anyhow::Result<ControlPlane> {
 }
 
 pub async fn run(app: &App, mut a: CreateArgs) -> anyhow::Result<()> {
-    if a.git {
+    if a.git_args.git {
         return super::gitops::run_create(app, a).await;
     }
     cpx::validate_name(&a.name)?;

@@ -14,7 +14,7 @@ use crate::cli::DeleteArgs;
 use crate::output::kube_error;
 
 pub async fn run(app: &App, a: DeleteArgs) -> anyhow::Result<()> {
-    if a.git {
+    if a.git_args.git {
         return super::gitops::run_delete(app, a).await;
     }
     let name = a.name.clone();

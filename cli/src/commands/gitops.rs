@@ -10,13 +10,28 @@ use kubeflex_operator::api::ControlPlane;
 use kubeflex_reconciler::names::MAX_CONTROL_PLANE_NAME_LEN;
 use kubeflex_reconciler::validate::{Kind, Options, Severity, is_dns1123_label};
 
-use super::validate::{Checked, OfflineScopes, check_snapshot};
+use super::validate::{Checked, check_snapshot, offline_defaults};
 use crate::git::{Committed, GitError, Target, Workspace, pull_request_link};
 use crate::manifest::{Removal, remove_document};
 
-/// The Git flags shared by `create --git` and `delete --git`.
+/// The Git flags shared by `create --git` and `delete --git` (one
+/// definition, flattened into both).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct GitArgs {
+    /// Commit the change (the new spec, or the removal of its document) to
+    /// the Git repository the reconciler follows instead of writing to the
+    /// cluster; no wait unless --wait.
+    #[arg(long = "git", id = "git")]
+    pub git: bool,
+    /// With --git: wait until the reconciler applied the commit, then until
+    /// the control plane is Ready and its context merged (create) or gone
+    /// and its context removed (delete).
+    #[arg(long, requires = "git", conflicts_with = "no_wait")]
+    pub wait: bool,
+    /// With --git --wait: the Sync (reconciler) to follow (default: the
+    /// only one).
+    #[arg(long = "name", value_name = "SYNC", requires = "git")]
+    pub sync: Option<String>,
     /// The checkout to commit to (default: the one holding the current
     /// directory).
     #[arg(long, value_name = "DIR", requires = "git")]
@@ -141,7 +156,7 @@ fn validate_tree(
     options: &Options,
 ) -> Result<(Checked, Vec<String>, Vec<String>), GitOpsError> {
     let snapshot = ws.snapshot(tree, "")?;
-    let checked = check_snapshot(&snapshot, options, &OfflineScopes)
+    let checked = check_snapshot(&snapshot, options, offline_defaults())
         .map_err(|e| GitOpsError::Source(e.to_string()))?;
     let (mut mine, mut others) = (Vec::new(), Vec::new());
     for f in checked
@@ -401,57 +416,49 @@ fn wait_remote(args: &GitArgs) -> &str {
 /// `kflex create NAME --git [...]`.
 pub async fn run_create(app: &super::App, a: crate::cli::CreateArgs) -> anyhow::Result<()> {
     let cp = spec_of(&a)?;
+    let g = &a.git_args;
     if let Some(client) = reachable_hosting(app).await
-        && let Some(conflict) = cluster_conflict(&client, &a.name, a.sync.as_deref()).await
+        && let Some(conflict) = cluster_conflict(&client, &a.name, g.sync.as_deref()).await
     {
         anyhow::bail!("{conflict}; nothing was committed");
     }
-    let outcome = create(&cp, &a.git_args, &Options::default())?;
-    print_outcome(
-        "created",
-        &outcome,
-        &a.git_args.remote,
-        &repo_dir(&a.git_args),
-    );
-    if a.wait {
-        let w = super::wait::Request {
-            name: &a.name,
-            path: &outcome.path,
-            commit: outcome.committed.commit,
-            dir: &repo_dir(&a.git_args),
-            remote: Some(wait_remote(&a.git_args)),
-            timeout: a.timeout,
-            sync: a.sync.as_deref(),
-            deletion: false,
-            no_switch: a.no_switch,
-        };
-        super::wait::wait_and_connect(app, &w).await?;
-    }
-    Ok(())
+    let outcome = create(&cp, g, &Options::default())?;
+    report_and_wait(app, false, &a.name, g, &outcome, a.timeout, a.no_switch).await
 }
 
 /// `kflex delete NAME --git [...]`.
 pub async fn run_delete(app: &super::App, a: crate::cli::DeleteArgs) -> anyhow::Result<()> {
     let outcome = delete(&a.name, &a.git_args, &Options::default())?;
-    print_outcome(
-        "deleted",
-        &outcome,
-        &a.git_args.remote,
-        &repo_dir(&a.git_args),
-    );
-    if a.wait {
-        let w = super::wait::Request {
-            name: &a.name,
-            path: &outcome.path,
-            commit: outcome.committed.commit,
-            dir: &repo_dir(&a.git_args),
-            remote: Some(wait_remote(&a.git_args)),
-            timeout: a.timeout,
-            sync: a.sync.as_deref(),
-            deletion: true,
-            no_switch: false,
-        };
-        super::wait::wait_and_connect(app, &w).await?;
+    report_and_wait(app, true, &a.name, &a.git_args, &outcome, a.timeout, false).await
+}
+
+/// Prints what the commit did and, with `--wait`, follows it until the
+/// control plane is Ready (created) or gone (deleted).
+async fn report_and_wait(
+    app: &super::App,
+    deletion: bool,
+    name: &str,
+    g: &GitArgs,
+    outcome: &Outcome,
+    timeout: std::time::Duration,
+    no_switch: bool,
+) -> anyhow::Result<()> {
+    let dir = repo_dir(g);
+    let verb = if deletion { "deleted" } else { "created" };
+    print_outcome(verb, outcome, &g.remote, &dir);
+    if !g.wait {
+        return Ok(());
     }
-    Ok(())
+    let w = super::wait::Request {
+        name,
+        path: &outcome.path,
+        commit: outcome.committed.commit,
+        dir: &dir,
+        remote: Some(wait_remote(g)),
+        timeout,
+        sync: g.sync.as_deref(),
+        deletion,
+        no_switch,
+    };
+    super::wait::wait_and_connect(app, &w).await
 }

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use kubeflex_operator::api::{ControlPlane, PostCreateHook};
-use kubeflex_operator::hooks::policy::{ClusterKinds, Scope, ScopeLookup};
+use kubeflex_operator::hooks::policy::{HookPolicy, HookPolicyArgs, Scope, ScopeLookup};
 use kubeflex_operator::hooks::render::Renderer;
 use kubeflex_operator::hooks::{self, HookError, select};
 use kubeflex_operator::profile;
@@ -100,16 +100,33 @@ impl Checked {
     }
 }
 
+/// What the operator's checks consult: the hook scopes (the cluster's, or
+/// [`OfflineScopes`]) and the hook policy its flags set.
+#[derive(Clone, Copy)]
+pub struct OperatorView<'a> {
+    pub scopes: &'a dyn ScopeLookup,
+    pub policy: &'a HookPolicy,
+}
+
+/// The default hook policy, scopes from no cluster.
+pub fn offline_defaults() -> OperatorView<'static> {
+    static POLICY: std::sync::OnceLock<HookPolicy> = std::sync::OnceLock::new();
+    OperatorView {
+        scopes: &OfflineScopes,
+        policy: POLICY.get_or_init(HookPolicy::default),
+    }
+}
+
 /// Validates every manifest of `snapshot`: the reconciler's validation,
 /// then the operator's checks on what passed it.
 pub fn check_snapshot(
     snapshot: &dyn Snapshot,
     options: &Options,
-    scopes: &dyn ScopeLookup,
+    operator: OperatorView<'_>,
 ) -> Result<Checked, SourceError> {
     let report = rv::validate(snapshot, Selection::All, options)?;
     let mut findings: Vec<Finding> = report.problems.iter().map(Finding::from).collect();
-    findings.extend(operator_checks(snapshot, &report, options, scopes));
+    findings.extend(operator_checks(snapshot, &report, options, operator));
     findings.sort_by(|a, b| (&a.path, a.pos, &a.message).cmp(&(&b.path, b.pos, &b.message)));
     findings.dedup();
     let mut files = report.files.clone();
@@ -128,17 +145,17 @@ pub fn check_snapshot(
 /// Validates the directory `root` (everything under it, as the reconciler
 /// in directory mode reads it).
 pub fn check_dir(root: &Path, options: &Options) -> Result<Checked, SourceError> {
-    check_dir_with(root, options, &OfflineScopes)
+    check_dir_with(root, options, offline_defaults())
 }
 
-/// [`check_dir`] with the hook scopes of a cluster.
+/// [`check_dir`] with the hook scopes of a cluster and a hook policy.
 pub fn check_dir_with(
     root: &Path,
     options: &Options,
-    scopes: &dyn ScopeLookup,
+    operator: OperatorView<'_>,
 ) -> Result<Checked, SourceError> {
     let snapshot = DirSource::new(root, "")?.snapshot()?;
-    check_snapshot(&snapshot, options, scopes)
+    check_snapshot(&snapshot, options, operator)
 }
 
 /// What `--cluster` adds: the cluster's hooks and ControlPlane types (for
@@ -297,7 +314,7 @@ fn operator_checks(
     snapshot: &dyn Snapshot,
     report: &Report,
     options: &Options,
-    scopes: &dyn ScopeLookup,
+    operator: OperatorView<'_>,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut hooks: BTreeMap<&str, (&rv::Document, &PostCreateHook)> = BTreeMap::new();
@@ -312,7 +329,6 @@ fn operator_checks(
     }
     let mut trees = Trees::new(snapshot, options);
     let renderer = Renderer::new();
-    let allowed = ClusterKinds::default();
     // A hook broken for every control plane is reported once per file position.
     let mut seen: BTreeSet<(String, Pos, String)> = BTreeSet::new();
     for (doc, cp) in cps {
@@ -331,7 +347,7 @@ fn operator_checks(
             });
         }
         check_hooks(
-            doc, cp, &hooks, &renderer, scopes, &allowed, &mut trees, &mut seen, &mut out,
+            doc, cp, &hooks, &renderer, operator, &mut trees, &mut seen, &mut out,
         );
     }
     out
@@ -343,8 +359,7 @@ fn check_hooks(
     cp: &ControlPlane,
     hooks: &BTreeMap<&str, (&rv::Document, &PostCreateHook)>,
     renderer: &Renderer,
-    scopes: &dyn ScopeLookup,
-    allowed: &ClusterKinds,
+    operator: OperatorView<'_>,
     trees: &mut Trees<'_>,
     seen: &mut BTreeSet<(String, Pos, String)>,
     out: &mut Vec<Finding>,
@@ -362,10 +377,16 @@ fn check_hooks(
             cp_name,
             using.name,
         );
-        // The operator's default grant rules: an operator run with
-        // `--hook-extra-rules` accepts more than this reports.
-        let extra = hooks::grants::ExtraRules::default();
-        let Err(e) = hooks::plan(cp_name, hook, &vars, renderer, scopes, allowed, &extra) else {
+        let policy = operator.policy;
+        let Err(e) = hooks::plan(
+            cp_name,
+            hook,
+            &vars,
+            renderer,
+            operator.scopes,
+            &policy.cluster_kinds,
+            &policy.extra_rules,
+        ) else {
             continue;
         };
         let (kind, field, message) = match &e {
@@ -735,6 +756,11 @@ pub struct ValidateArgs {
     /// only one).
     #[arg(long = "name", value_name = "SYNC", requires = "cluster")]
     pub sync: Option<String>,
+    /// The hook policy of the cluster's operator (the operator's own flags
+    /// and environment variables), so that hooks are checked as it checks
+    /// them.
+    #[command(flatten)]
+    pub policy: HookPolicyArgs,
 }
 
 /// Exit codes: 0 valid, 1 any error, 2 usage error (a path that does not
@@ -744,9 +770,19 @@ pub fn run(args: &ValidateArgs, cluster: Option<&ClusterInputs>) -> i32 {
         cluster: cluster.map(|c| c.view.clone()).unwrap_or_default(),
         ..Options::default()
     };
-    let scopes: &dyn ScopeLookup = match cluster {
-        Some(c) => &c.scopes,
-        None => &OfflineScopes,
+    let policy = match args.policy.policy() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: --hook-extra-rules: {e}");
+            return 2;
+        }
+    };
+    let operator = OperatorView {
+        scopes: match cluster {
+            Some(c) => &c.scopes,
+            None => &OfflineScopes,
+        },
+        policy: &policy,
     };
     let targets = match targets(&args.paths) {
         Ok(t) => t,
@@ -757,7 +793,7 @@ pub fn run(args: &ValidateArgs, cluster: Option<&ClusterInputs>) -> i32 {
     };
     let mut results = Vec::new();
     for t in &targets {
-        match check_dir_with(&t.root, &options, scopes) {
+        match check_dir_with(&t.root, &options, operator) {
             Ok(mut checked) => {
                 if let Some(c) = cluster {
                     let extra = c.ownership(&checked);

@@ -7,25 +7,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kubeflex_reconciler::apply::Cluster;
-use kubeflex_reconciler::inventory::Inventory;
 use kubeflex_reconciler::metrics::Metrics;
 use kubeflex_reconciler::reconcile::{Reconciler, Settings};
 use kubeflex_reconciler::source::{GitSource, GitSourceConfig, Source};
-use kubeflex_reconciler::validate::Kind;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 pub struct Hosting {
-    pub env: kubeflex_testenv::TestEnv,
-    /// testenv's admin: sets up and observes.
+    /// testenv with the CRDs and the operator (kflex's own test harness).
+    pub base: super::env::Env,
     pub client: kube::Client,
-    pub identities: kflex::dev::rbac::Identities,
-    pub dir: tempfile::TempDir,
+    /// The hosting kubeconfig kflex runs with.
     pub kubeconfig: PathBuf,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -33,73 +29,36 @@ pub struct Hosting {
 impl Hosting {
     /// testenv with the CRDs and the operator running.
     pub async fn start() -> Self {
-        let env = kubeflex_testenv::TestEnv::builder().start().await.unwrap();
-        let client = env.client().await.unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in kubeflex_operator::crdgen::crds() {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
-        let dir = tempfile::tempdir().unwrap();
-        kflex::dev::rbac::install(&client).await.unwrap();
-        let identities = kflex::dev::rbac::identities(&client, &env, &dir.path().join("tokens"))
-            .await
-            .unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, env.kubeconfig()).unwrap();
-        let mut config = kubeflex_operator::config::OperatorConfig::default();
-        config.vcluster.service_cidr = Some("10.96.0.0/12".into());
-        // Kubeconfigs that name the simulated ingress on loopback, so the
-        // context `--wait` merges works with kubectl without DNS.
-        config.external_address = Some("127.0.0.1".into());
-        config.external_port = env.ingress_addr().unwrap().port();
-        let settings = kubeflex_operator::context::Settings {
-            ready_requeue: Duration::from_millis(300),
-            probe: kubeflex_operator::context::ProbeMode::ServiceProxy,
-            ..Default::default()
-        };
-        let operator = tokio::spawn(kubeflex_operator::controller::run(
-            identities.operator.clone(),
-            config,
-            settings,
-            Arc::new(kubeflex_operator::metrics::Metrics::default()),
-            std::future::pending(),
-        ));
+        let base = super::env::Env::start().await;
+        let kubeconfig = base.hosting_file("kubeconfig");
         Self {
-            env,
-            client,
-            identities,
-            dir,
+            client: base.client.clone(),
+            base,
             kubeconfig,
-            tasks: vec![operator],
+            tasks: Vec::new(),
         }
+    }
+
+    /// The reconciler's ServiceAccount client (`config/rbac/`, installed by
+    /// [`Env::start`](super::env::Env::start)).
+    fn reconciler_client(&self) -> kube::Client {
+        let ids = self.base.identities.as_ref().expect("Env::start installs the RBAC");
+        ids.reconciler.clone()
     }
 
     /// A reconciler named `name` following `url` (branch `main`), polling
     /// every `interval`; returns its trigger (what its webhook notifies).
     pub async fn reconciler(&mut self, name: &str, url: &str, interval: Duration) -> Arc<Notify> {
-        let mut config = GitSourceConfig::new(url, self.dir.path().join(format!("cache-{name}")));
+        let mut config = GitSourceConfig::new(url, self.base.path(&format!("cache-{name}")));
         config.reference = Some("main".into());
         let source: Arc<dyn Source> = Arc::new(GitSource::new(config).unwrap());
-        let cluster = Cluster::new(self.identities.reconciler.clone());
-        let inventory = Arc::new(Mutex::new(Inventory::new(name)));
-        let (drift_tx, drift_rx) = mpsc::unbounded_channel();
-        let mut synced = Vec::new();
-        for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            synced.push(rx);
-            self.tasks
-                .push(tokio::spawn(kubeflex_reconciler::watch::watch_inventory(
-                    cluster.clone(),
-                    kind,
-                    name.to_owned(),
-                    inventory.clone(),
-                    tx,
-                    drift_tx.clone(),
-                )));
-        }
-        kubeflex_reconciler::watch::wait_synced(synced)
+        // The reconciler runs as its ServiceAccount, with the RBAC we ship.
+        let sa = self.reconciler_client();
+        let cluster = Cluster::new(sa.clone());
+        let watched = kubeflex_reconciler::watch::start_inventory(&cluster, name)
             .await
             .unwrap();
+        self.tasks.extend(watched.tasks);
         let settings = Settings {
             reference: Some("main".into()),
             interval,
@@ -109,7 +68,7 @@ impl Hosting {
             settings,
             source,
             cluster,
-            inventory,
+            watched.inventory,
             Arc::new(Metrics::default()),
         );
         reconciler.init_status().await;
@@ -118,7 +77,7 @@ impl Hosting {
         let requests = Arc::new(kubeflex_reconciler::request::Requests::default());
         self.tasks
             .push(tokio::spawn(kubeflex_reconciler::request::watch(
-                self.identities.reconciler.clone(),
+                sa,
                 name.to_owned(),
                 requests.clone(),
                 trigger.clone(),
@@ -132,7 +91,7 @@ impl Hosting {
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(reconciler.run(t, None, drift_rx));
+            rt.block_on(reconciler.run(t, None, watched.drift));
         });
         trigger
     }

@@ -1,10 +1,16 @@
 //! Helpers for kflex's Git-side tests: repositories driven by the real git
-//! CLI with an identity of their own (never the machine's), and a
-//! `git daemon` on a free loopback port.
+//! CLI with an identity of their own (never the machine's), a `git daemon`
+//! on a free loopback port, and an upstream served by it with a reviewer
+//! who merges pull-request branches. (The reconciler's test support has a
+//! daemon too, but it cannot be compiled into kflex's tests: it names the
+//! reconciler's binary.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 pub mod cluster;
+/// kflex's own harness (testenv, the operator, kflex and kubectl runs).
+#[path = "../support/mod.rs"]
+pub mod env;
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
@@ -57,40 +63,6 @@ pub fn repo(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "-q", "-m", "initial"]);
     dir.to_owned()
-}
-
-/// An upstream repository holding `files`: a bare clone served by a
-/// `git daemon` (as `tenants.git`), and a work clone of it with an identity.
-/// Returns the daemon, the bare repository and the work clone.
-pub fn upstream(tmp: &Path, files: &[(&str, &str)]) -> (GitDaemon, PathBuf, PathBuf) {
-    let seed = repo(&tmp.join("seed"), files);
-    let served = tmp.join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    let bare = served.join("tenants.git");
-    git(
-        tmp,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            seed.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    let daemon = GitDaemon::start(&served);
-    let work = tmp.join("work");
-    git(
-        tmp,
-        &[
-            "clone",
-            "-q",
-            &daemon.url("tenants.git"),
-            work.to_str().unwrap(),
-        ],
-    );
-    git(&work, &["config", "user.name", "Test Person"]);
-    git(&work, &["config", "user.email", "person@example.com"]);
-    (daemon, bare, work)
 }
 
 pub fn write(dir: &Path, files: &[(&str, &str)]) {
@@ -164,4 +136,77 @@ impl Drop for GitDaemon {
         // Connection children that outlived the TERM.
         kill("-KILL");
     }
+}
+
+/// A bare `tenants.git` (one commit: a README and `controlplanes/`) served
+/// by `git daemon`, and a clone `work` with an identity; under `tmp`.
+pub struct Upstream {
+    pub daemon: GitDaemon,
+    pub work: PathBuf,
+    pub url: String,
+}
+
+pub fn upstream(tmp: &Path) -> Upstream {
+    let seed = tmp.join("seed");
+    repo(
+        &seed,
+        &[("README.md", "# tenants\n"), ("controlplanes/.keep", "")],
+    );
+    let served = tmp.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let bare = served.join("tenants.git");
+    git(
+        tmp,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            seed.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    let daemon = GitDaemon::start(&served);
+    let url = daemon.url("tenants.git");
+    let work = tmp.join("work");
+    git(tmp, &["clone", "-q", &url, work.to_str().unwrap()]);
+    git(&work, &["config", "user.name", "Test Person"]);
+    git(&work, &["config", "user.email", "person@example.com"]);
+    Upstream { daemon, work, url }
+}
+
+/// Merges `branch` into `main` on the upstream `url`, as a reviewer would
+/// (a clone under `tmp`); returns the merge commit.
+pub fn merge_upstream(tmp: &Path, url: &str, branch: &str) -> String {
+    let reviewer = tmp.join("reviewer");
+    if !reviewer.exists() {
+        git(tmp, &["clone", "-q", url, reviewer.to_str().unwrap()]);
+        git(&reviewer, &["config", "user.name", "Reviewer"]);
+        git(&reviewer, &["config", "user.email", "reviewer@example.com"]);
+    }
+    git(&reviewer, &["fetch", "-q", "origin"]);
+    git(&reviewer, &["checkout", "-q", "main"]);
+    git(&reviewer, &["reset", "-q", "--hard", "origin/main"]);
+    git(
+        &reviewer,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge",
+            &format!("origin/{branch}"),
+        ],
+    );
+    git(&reviewer, &["push", "-q", "origin", "main"]);
+    git(&reviewer, &["rev-parse", "HEAD"])
+}
+
+/// Writes `files` in the checkout `work`, commits everything and pushes it
+/// to the upstream's `main`; returns the commit.
+pub fn commit_to_main(work: &Path, files: &[(&str, &str)], message: &str) -> String {
+    write(work, files);
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "-m", message]);
+    git(work, &["push", "-q", "origin", "HEAD:main"]);
+    git(work, &["rev-parse", "HEAD"])
 }

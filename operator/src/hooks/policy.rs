@@ -306,6 +306,41 @@ pub fn check(
     Ok(planned)
 }
 
+/// What PostCreateHooks may do beyond their tenant's namespace: the
+/// allow-list of cluster-scoped kinds and the extra RBAC rules.
+#[derive(Clone, Debug, Default)]
+pub struct HookPolicy {
+    pub cluster_kinds: ClusterKinds,
+    pub extra_rules: ExtraRules,
+}
+
+/// The hook-policy flags, one definition for the operator and for
+/// `kflex validate`, so that CI checks a hook against the policy the
+/// cluster's operator enforces.
+#[derive(clap::Args, Clone, Debug)]
+pub struct HookPolicyArgs {
+    /// Cluster-scoped kinds PostCreateHooks may create, comma-separated
+    /// `Kind.group` (`Kind` for the core group); empty: none.
+    #[arg(long, env = "KFLEX_HOOK_CLUSTER_KINDS", default_value = DEFAULT_CLUSTER_KINDS)]
+    pub hook_cluster_kinds: String,
+    /// RBAC rules PostCreateHooks may grant beyond the resources of the
+    /// CRDs they create, `resource[.group]:verb[,verb]` separated by `;`
+    /// (e.g. `nodes:get,list`); empty: none. Each is a deliberate widening
+    /// of what a tenant's hook can do in the hosting cluster.
+    #[arg(long, env = "KFLEX_HOOK_EXTRA_RULES", default_value = "")]
+    pub hook_extra_rules: String,
+}
+
+impl HookPolicyArgs {
+    /// The policy; an error names the malformed extra rule.
+    pub fn policy(&self) -> Result<HookPolicy, String> {
+        Ok(HookPolicy {
+            cluster_kinds: ClusterKinds::parse(&self.hook_cluster_kinds),
+            extra_rules: ExtraRules::parse(&self.hook_extra_rules)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
