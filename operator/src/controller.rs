@@ -203,6 +203,9 @@ fn error_policy(cp: Arc<ControlPlane>, error: &Error, ctx: Arc<Context>) -> Acti
         "api" | "adopted-cluster" => Duration::from_secs(5),
         _ => Duration::from_secs(30),
     };
+    // Logs reach more people than Secrets do: the values the API server
+    // quotes in validation errors are left out here too.
+    let error = crate::error::redact(&error.to_string());
     if category == "waiting" {
         tracing::info!(name = %cp.name_any(), %error, "deletion waiting");
     } else {
