@@ -6,8 +6,11 @@
 pub mod escalation;
 
 use serde_json::{Map, Value, json};
+use std::borrow::Borrow;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 
 /// The authenticated identity of a request (Kubernetes' `user.Info`, without UID and extra).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -45,12 +48,15 @@ pub struct Attributes {
     pub resource_request: bool,
 }
 
-/// Where the RBAC objects live (`rbac.authorization.k8s.io/v1` JSON).
+/// Where the RBAC objects live (`rbac.authorization.k8s.io/v1` JSON). Objects are shared,
+/// not copied: a changed object must come back as a new `Arc` (as the store replaces its
+/// objects), since the compiled ClusterRole rules are reused while every ClusterRole is
+/// the same allocation as before.
 pub trait RbacSource {
-    fn cluster_roles(&self) -> Vec<Value>;
-    fn cluster_role_bindings(&self) -> Vec<Value>;
-    fn roles(&self, namespace: &str) -> Vec<Value>;
-    fn role_bindings(&self, namespace: &str) -> Vec<Value>;
+    fn cluster_roles(&self) -> Vec<Arc<Value>>;
+    fn cluster_role_bindings(&self) -> Vec<Arc<Value>>;
+    fn roles(&self, namespace: &str) -> Vec<Arc<Value>>;
+    fn role_bindings(&self, namespace: &str) -> Vec<Arc<Value>>;
 }
 
 /// An authorization outcome with the reason kube-apiserver appends to a 403 message: empty,
@@ -173,8 +179,11 @@ pub fn rules_review(user: &UserInfo, namespace: &str, src: &dyn RbacSource) -> V
 
 /// The rules the ClusterRole aggregation controller would write into the ClusterRole `name`
 /// (None when it has no `aggregationRule` or does not exist), for servers that store them.
-pub fn aggregated_rules(name: &str, cluster_roles: &[Value]) -> Option<Vec<Value>> {
-    let role = cluster_roles.iter().find(|r| meta_str(r, "name") == name)?;
+pub fn aggregated_rules<R: Borrow<Value>>(name: &str, cluster_roles: &[R]) -> Option<Vec<Value>> {
+    let role = cluster_roles
+        .iter()
+        .map(Borrow::borrow)
+        .find(|r| meta_str(r, "name") == name)?;
     if is_null(role.get("aggregationRule")) {
         return None;
     }
@@ -210,14 +219,67 @@ fn any(rule: &Value, key: &str, pred: impl Fn(&str) -> bool) -> bool {
 struct Resolver<'a> {
     src: &'a dyn RbacSource,
     // Fetched once: aggregation needs every ClusterRole to evaluate label selectors.
-    cluster_roles: Vec<Value>,
+    cluster_roles: Arc<Compiled>,
+}
+
+/// The effective rules of one set of ClusterRoles, each computed on first use. Valid for
+/// as long as a listing returns the very same objects: `roles` holds them, so no other
+/// object can take their addresses, and any create, change or delete makes the listing
+/// differ from `roles` by pointer.
+struct Compiled {
+    roles: Vec<Arc<Value>>,
+    /// The first ClusterRole of each name (the store's come before the bootstrap ones).
+    index: HashMap<String, usize>,
+    rules: Vec<OnceLock<Arc<[Value]>>>,
+}
+
+/// How many sets of ClusterRoles stay compiled (several testenvs share a process).
+const COMPILED_SETS: usize = 8;
+
+static COMPILED: Mutex<VecDeque<Arc<Compiled>>> = Mutex::new(VecDeque::new());
+
+impl Compiled {
+    /// The compiled form of `roles`: the cached one while they are unchanged.
+    fn of(roles: Vec<Arc<Value>>) -> Arc<Self> {
+        let same = |c: &Compiled| {
+            c.roles.len() == roles.len()
+                && c.roles.iter().zip(&roles).all(|(a, b)| Arc::ptr_eq(a, b))
+        };
+        let mut cache = COMPILED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pos) = cache.iter().position(|c| same(c)) {
+            let hit = cache.remove(pos).expect("position is in range");
+            cache.push_front(hit.clone());
+            return hit;
+        }
+        let mut index = HashMap::new();
+        for (i, role) in roles.iter().enumerate() {
+            index.entry(meta_str(role, "name").to_string()).or_insert(i);
+        }
+        let rules = roles.iter().map(|_| OnceLock::new()).collect();
+        let compiled = Arc::new(Compiled {
+            roles,
+            index,
+            rules,
+        });
+        cache.push_front(compiled.clone());
+        cache.truncate(COMPILED_SETS);
+        compiled
+    }
+
+    /// The effective rules of the ClusterRole `name`, None when there is none.
+    fn rules(&self, name: &str) -> Option<Arc<[Value]>> {
+        let &i = self.index.get(name)?;
+        let compile = || effective_rules(&self.roles[i], &self.roles, &mut Vec::new()).into();
+        let rules = self.rules[i].get_or_init(compile);
+        Some(rules.clone())
+    }
 }
 
 type Visitor<'v> = dyn FnMut(Result<&Value, String>) -> ControlFlow<()> + 'v;
 
 impl<'a> Resolver<'a> {
     fn new(src: &'a dyn RbacSource) -> Self {
-        let cluster_roles = src.cluster_roles();
+        let cluster_roles = Compiled::of(src.cluster_roles());
         Resolver { src, cluster_roles }
     }
 
@@ -254,19 +316,15 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn role_ref_rules(&self, role_ref: &Value, namespace: &str) -> Result<Vec<Value>, String> {
+    fn role_ref_rules(&self, role_ref: &Value, namespace: &str) -> Result<Arc<[Value]>, String> {
         let name = str_at(role_ref, "name");
-        let named = |list: &[Value]| list.iter().find(|r| meta_str(r, "name") == name).cloned();
-        let all = &self.cluster_roles;
         let (rules, resource) = match str_at(role_ref, "kind") {
-            "Role" => (
-                named(&self.src.roles(namespace)).map(|r| literal_rules(&r)),
-                "role",
-            ),
-            "ClusterRole" => {
-                let role = named(all).map(|r| effective_rules(&r, all, &mut Vec::new()));
-                (role, "clusterrole")
+            "Role" => {
+                let roles = self.src.roles(namespace);
+                let role = roles.iter().find(|r| meta_str(r, "name") == name);
+                (role.map(|r| literal_rules(r).into()), "role")
             }
+            "ClusterRole" => (self.cluster_roles.rules(name), "clusterrole"),
             kind => {
                 return Err(format!(
                     "unsupported role reference kind: {}",
@@ -280,7 +338,11 @@ impl<'a> Resolver<'a> {
 
 /// A ClusterRole's rules; for an aggregated role the union (in name order, de-duplicated)
 /// of the rules of every other ClusterRole its selectors match, as the controller writes.
-fn effective_rules(role: &Value, all: &[Value], stack: &mut Vec<String>) -> Vec<Value> {
+fn effective_rules<R: Borrow<Value>>(
+    role: &Value,
+    all: &[R],
+    stack: &mut Vec<String>,
+) -> Vec<Value> {
     let name = meta_str(role, "name");
     let aggregation = role.get("aggregationRule");
     // A cycle falls back to stored rules, which is where the real controller settles too.
@@ -292,7 +354,8 @@ fn effective_rules(role: &Value, all: &[Value], stack: &mut Vec<String>) -> Vec<
     let selectors = aggregation.and_then(|a| a.get("clusterRoleSelectors"));
     for selector in array(selectors) {
         let selected = |r: &&Value| selector_matches(selector, r.pointer("/metadata/labels"));
-        let mut matched: Vec<&Value> = all.iter().filter(|r| selected(r) == Some(true)).collect();
+        let roles = all.iter().map(Borrow::borrow);
+        let mut matched: Vec<&Value> = roles.filter(|r| selected(r) == Some(true)).collect();
         matched.sort_by(|a, b| meta_str(a, "name").cmp(meta_str(b, "name")));
         for other in matched {
             if meta_str(other, "name") == name {
@@ -614,6 +677,26 @@ pub fn bootstrap_cluster_role_bindings() -> Vec<Value> {
             &[AUTHENTICATED, "system:unauthenticated"],
         ),
     ]
+}
+
+/// [`bootstrap_cluster_roles`], built once and shared by every request.
+pub fn shared_bootstrap_cluster_roles() -> &'static [Arc<Value>] {
+    static ROLES: LazyLock<Vec<Arc<Value>>> = LazyLock::new(|| {
+        bootstrap_cluster_roles()
+            .into_iter()
+            .map(Arc::new)
+            .collect()
+    });
+    &ROLES
+}
+
+/// [`bootstrap_cluster_role_bindings`], built once and shared by every request.
+pub fn shared_bootstrap_cluster_role_bindings() -> &'static [Arc<Value>] {
+    static BINDINGS: LazyLock<Vec<Arc<Value>>> = LazyLock::new(|| {
+        let bindings = bootstrap_cluster_role_bindings();
+        bindings.into_iter().map(Arc::new).collect()
+    });
+    &BINDINGS
 }
 
 // ---------------------------------------------------------------------------------------

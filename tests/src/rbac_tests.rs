@@ -11,9 +11,11 @@ impl Mem {
     pub(super) fn bootstrap() -> Self {
         Mem([bootstrap_cluster_roles(), bootstrap_cluster_role_bindings()].concat())
     }
-    fn of(&self, kind: &str, ns: &str) -> Vec<Value> {
+    /// Fresh copies on every call, so that compiled rules are never reused for `Mem`.
+    fn of(&self, kind: &str, ns: &str) -> Vec<Arc<Value>> {
         let matching = |o: &&Value| o["kind"] == kind && meta_str(o, "namespace") == ns;
-        self.0.iter().filter(matching).cloned().collect()
+        let found = self.0.iter().filter(matching);
+        found.map(|o| Arc::new(o.clone())).collect()
     }
     fn find(&mut self, name: &str) -> &mut Value {
         let found = self.0.iter_mut().find(|o| meta_str(o, "name") == name);
@@ -25,16 +27,16 @@ impl Mem {
 }
 
 impl RbacSource for Mem {
-    fn cluster_roles(&self) -> Vec<Value> {
+    fn cluster_roles(&self) -> Vec<Arc<Value>> {
         self.of("ClusterRole", "")
     }
-    fn cluster_role_bindings(&self) -> Vec<Value> {
+    fn cluster_role_bindings(&self) -> Vec<Arc<Value>> {
         self.of("ClusterRoleBinding", "")
     }
-    fn roles(&self, ns: &str) -> Vec<Value> {
+    fn roles(&self, ns: &str) -> Vec<Arc<Value>> {
         self.of("Role", ns)
     }
-    fn role_bindings(&self, ns: &str) -> Vec<Value> {
+    fn role_bindings(&self, ns: &str) -> Vec<Arc<Value>> {
         self.of("RoleBinding", ns)
     }
 }
@@ -337,4 +339,23 @@ fn bootstrap_objects_carry_kubernetes_metadata() {
     assert!(rules.contains(&rule("R ; - ; namespaces")));
     let masters = json!([{"apiGroup": RBAC_GROUP, "kind": "Group", "name": "system:masters"}]);
     assert_eq!(bootstrap_cluster_role_bindings()[0]["subjects"], masters);
+}
+
+#[test]
+fn compiled_cluster_roles_are_reused_only_for_the_same_objects() {
+    let roles: Vec<Arc<Value>> = vec![Arc::new(role("", "reader", &[], &["get ; - ; pods"]))];
+    // Other tests compile their own sets meanwhile, so a hit is asked for a few times.
+    let reused = (0..100).any(|_| {
+        let first = Compiled::of(roles.clone());
+        Arc::ptr_eq(&first, &Compiled::of(roles.clone()))
+    });
+    assert!(reused, "the same objects are compiled once");
+    let first = Compiled::of(roles.clone());
+    // An equal but new object (as the store makes on every write) is not trusted.
+    let copy = vec![Arc::new((*roles[0]).clone())];
+    assert!(!Arc::ptr_eq(&first, &Compiled::of(copy)));
+    let rules = first.rules("reader").unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["verbs"], json!(["get"]));
+    assert!(first.rules("writer").is_none());
 }

@@ -115,15 +115,15 @@ impl Api {
 /// The RBAC objects that matter to a write in one namespace ("" for cluster scope).
 struct Snapshot {
     namespace: String,
-    cluster_roles: Vec<Value>,
-    cluster_role_bindings: Vec<Value>,
-    roles: Vec<Value>,
-    role_bindings: Vec<Value>,
+    cluster_roles: Vec<Arc<Value>>,
+    cluster_role_bindings: Vec<Arc<Value>>,
+    roles: Vec<Arc<Value>>,
+    role_bindings: Vec<Arc<Value>>,
 }
 
 impl Snapshot {
     fn of(src: &dyn RbacSource, namespace: &str) -> Self {
-        let local = |f: &dyn Fn(&str) -> Vec<Value>| match namespace {
+        let local = |f: &dyn Fn(&str) -> Vec<Arc<Value>>| match namespace {
             "" => Vec::new(),
             ns => f(ns),
         };
@@ -136,7 +136,7 @@ impl Snapshot {
         }
     }
 
-    fn local(&self, namespace: &str, list: &[Value]) -> Vec<Value> {
+    fn local(&self, namespace: &str, list: &[Arc<Value>]) -> Vec<Arc<Value>> {
         if namespace == self.namespace {
             list.to_vec()
         } else {
@@ -146,42 +146,46 @@ impl Snapshot {
 }
 
 impl RbacSource for Snapshot {
-    fn cluster_roles(&self) -> Vec<Value> {
+    fn cluster_roles(&self) -> Vec<Arc<Value>> {
         self.cluster_roles.clone()
     }
-    fn cluster_role_bindings(&self) -> Vec<Value> {
+    fn cluster_role_bindings(&self) -> Vec<Arc<Value>> {
         self.cluster_role_bindings.clone()
     }
-    fn roles(&self, namespace: &str) -> Vec<Value> {
+    fn roles(&self, namespace: &str) -> Vec<Arc<Value>> {
         self.local(namespace, &self.roles)
     }
-    fn role_bindings(&self, namespace: &str) -> Vec<Value> {
+    fn role_bindings(&self, namespace: &str) -> Vec<Arc<Value>> {
         self.local(namespace, &self.role_bindings)
     }
 }
 
 /// The RBAC objects of the store, plus the bootstrap roles and bindings every
-/// cluster starts with (kube-apiserver reconciles them into etcd at start).
+/// cluster starts with (kube-apiserver reconciles them into etcd at start). The
+/// store's objects and the bootstrap ones (built once) are shared, never copied.
 impl RbacSource for Store {
-    fn cluster_roles(&self) -> Vec<Value> {
-        let (items, _) = self.list("rbac.authorization.k8s.io/clusterroles", None, None);
-        let mut out: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
-        out.extend(rbac::bootstrap_cluster_roles());
-        out
+    fn cluster_roles(&self) -> Vec<Arc<Value>> {
+        let (mut items, _) = self.list("rbac.authorization.k8s.io/clusterroles", None, None);
+        items.extend_from_slice(rbac::shared_bootstrap_cluster_roles());
+        items
     }
-    fn cluster_role_bindings(&self) -> Vec<Value> {
-        let (items, _) = self.list("rbac.authorization.k8s.io/clusterrolebindings", None, None);
-        let mut out: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
-        out.extend(rbac::bootstrap_cluster_role_bindings());
-        out
+    fn cluster_role_bindings(&self) -> Vec<Arc<Value>> {
+        let key = "rbac.authorization.k8s.io/clusterrolebindings";
+        let (mut items, _) = self.list(key, None, None);
+        items.extend_from_slice(rbac::shared_bootstrap_cluster_role_bindings());
+        items
     }
-    fn roles(&self, namespace: &str) -> Vec<Value> {
+    fn roles(&self, namespace: &str) -> Vec<Arc<Value>> {
         let (items, _) = self.list("rbac.authorization.k8s.io/roles", Some(namespace), None);
-        items.iter().map(|o| (**o).clone()).collect()
+        items
     }
-    fn role_bindings(&self, namespace: &str) -> Vec<Value> {
+    fn role_bindings(&self, namespace: &str) -> Vec<Arc<Value>> {
         let key = "rbac.authorization.k8s.io/rolebindings";
         let (items, _) = self.list(key, Some(namespace), None);
-        items.iter().map(|o| (**o).clone()).collect()
+        items
     }
 }
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;
