@@ -42,7 +42,11 @@ impl Hosting {
     /// The reconciler's ServiceAccount client (`config/rbac/`, installed by
     /// [`Env::start`](super::env::Env::start)).
     fn reconciler_client(&self) -> kube::Client {
-        let ids = self.base.identities.as_ref().expect("Env::start installs the RBAC");
+        let ids = self
+            .base
+            .identities
+            .as_ref()
+            .expect("Env::start installs the RBAC");
         ids.reconciler.clone()
     }
 
