@@ -358,7 +358,7 @@ async fn a_reconciler_stopped_with_sigterm_hands_its_lease_over() {
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = first.child.wait().unwrap();
+    let exit = first.wait();
     assert!(
         exit.success(),
         "a clean stop exits 0: {exit:?}\n{}",

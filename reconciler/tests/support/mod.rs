@@ -508,6 +508,7 @@ impl Drop for Reconciler {
 pub struct LoggedReconciler {
     pub child: Child,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LoggedReconciler {
@@ -517,7 +518,7 @@ impl LoggedReconciler {
         let stderr = child.stderr.take().unwrap();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             use std::io::BufRead as _;
             for line in std::io::BufReader::new(stderr)
                 .lines()
@@ -526,7 +527,21 @@ impl LoggedReconciler {
                 sink.lock().unwrap().push(strip_ansi(&line));
             }
         });
-        Self { child, log }
+        Self {
+            child,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// Waits for the exit, then for the last log line: the reader thread
+    /// may still be behind when the process is gone.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        status
     }
 
     /// Whether any log line so far contains `needle`.
