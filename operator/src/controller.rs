@@ -214,10 +214,25 @@ fn error_policy(cp: Arc<ControlPlane>, error: &Error, ctx: Arc<Context>) -> Acti
     Action::requeue(delay)
 }
 
+/// `field: message` of each problem [`crate::profile::check_spec`] finds.
+fn spec_problems(cp: &ControlPlane) -> Option<String> {
+    let problems = crate::profile::check_spec(&cp.spec);
+    (!problems.is_empty()).then(|| {
+        problems
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 /// Provision, probe, write status.
 async fn apply(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
     let profile = Profile::of(cp.spec.type_);
-    let (observed, failure) = if profile.supported() {
+    // The checks `kflex validate` runs: a spec that fails them is reported,
+    // not half provisioned. (A refused type is reported by its profile.)
+    let invalid_spec = profile.supported().then(|| spec_problems(cp)).flatten();
+    let (observed, failure) = if profile.supported() && invalid_spec.is_none() {
         match provision::run(cp, &profile, ctx).await {
             Ok(o) => (o, None),
             Err(e) => (Observed::default(), Some(e)),
@@ -245,6 +260,7 @@ async fn apply(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
     };
     // Hooks run only once the tenant serves (KubeFlex §4.1 step 7).
     let serving = profile.supported()
+        && invalid_spec.is_none()
         && failure.is_none()
         && observed.blocked.is_none()
         && observed.workload_available != Some(false)
@@ -267,6 +283,7 @@ async fn apply(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
         deleting: None,
         blocked: observed.blocked.clone(),
         off_cluster_key: observed.off_cluster_key,
+        invalid_spec: invalid_spec.clone(),
     };
     let ready = write_status(cp, &profile, &facts, failure.is_some(), ctx).await?;
     for (reason, note) in &observed.steps {
@@ -284,7 +301,8 @@ async fn apply(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
         return Err(e);
     }
     let settings = &ctx.settings;
-    Ok(if !profile.supported() {
+    Ok(if !profile.supported() || invalid_spec.is_some() {
+        // Only a change of the spec can help.
         Action::await_change()
     } else if ready {
         Action::requeue(
@@ -317,6 +335,7 @@ async fn cleanup(cp: &ControlPlane, ctx: &Context) -> Result<Action> {
                 deleting: Some(e.to_string()),
                 blocked: None,
                 off_cluster_key: None,
+                invalid_spec: None,
             };
             write_status(cp, &profile, &facts, false, ctx).await?;
             Err(e)

@@ -54,7 +54,7 @@ pub const REASON_REFUSED: &str = "Refused";
 
 /// Reasons of `Ready=False` that waiting will not fix.
 pub const REASONS_NEEDING_A_PERSON: &[&str] = &[
-    "InvalidSpec",
+    REASON_INVALID_SPEC,
     REASON_REFUSED,
     REASON_POST_CREATE_HOOK_FAILED,
 ];
@@ -101,7 +101,14 @@ pub struct Facts {
     /// The off-cluster kubeconfig key to publish in `status.secretRef.key`
     /// instead of the type's (vcluster with `--external-address`).
     pub off_cluster_key: Option<&'static str>,
+    /// What [`profile::check_spec`](crate::profile::check_spec) found wrong
+    /// with the spec (the same checks `kflex validate` runs): nothing was
+    /// provisioned, `Ready=False` with reason `InvalidSpec`.
+    pub invalid_spec: Option<String>,
 }
+
+/// `Ready` reason when the spec cannot be provisioned as written.
+pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 
 /// One condition as it should be now.
 struct Desired<'a> {
@@ -165,6 +172,9 @@ fn ready(cp_name: &str, profile: &Profile, facts: &Facts) -> Desired<'static> {
     }
     if let Some(refusal) = profile.refusal {
         return not_ready(REASON_REFUSED, refusal.into());
+    }
+    if let Some(problems) = &facts.invalid_spec {
+        return not_ready(REASON_INVALID_SPEC, problems.clone());
     }
     if let Some(message) = &facts.blocked {
         return not_ready(ConditionReason::UNAVAILABLE, message.clone());
@@ -281,6 +291,7 @@ mod tests {
             deleting: None,
             blocked: None,
             off_cluster_key: None,
+            invalid_spec: None,
         }
     }
 
@@ -513,6 +524,26 @@ mod tests {
             ("False", "Unavailable")
         );
         assert!(r.message.contains("create it"));
+    }
+
+    #[test]
+    fn an_invalid_spec_needs_a_person_and_says_what_to_change() {
+        let mut f = facts();
+        f.workload_available = None;
+        f.api_answering = None;
+        f.invalid_spec = Some("spec.tokenExpirationSeconds: 0 is not a lifetime".into());
+        let s = run(&ControlPlaneStatus::default(), External, &f, 0);
+        let r = cond(&s, "Ready");
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", REASON_INVALID_SPEC)
+        );
+        assert!(
+            r.message.contains("spec.tokenExpirationSeconds"),
+            "{}",
+            r.message
+        );
+        assert!(REASONS_NEEDING_A_PERSON.contains(&r.reason.as_str()));
     }
 
     #[test]

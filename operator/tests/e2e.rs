@@ -268,14 +268,33 @@ async fn bad_specs_end_not_ready_with_a_message_and_others_are_unaffected() {
         secrets.create(&Default::default(), &s).await.unwrap();
         h.create_cp(&format!("{}  bootstrapSecretRef: {{namespace: default, name: {name}, inClusterKey: kubeconfig-incluster}}\n", cp_yaml(&format!("ext-{name}"), "external"))).await;
     }
+    h.create_cp(&format!("{}  bootstrapSecretRef: {{namespace: default, name: two, inClusterKey: kubeconfig-incluster}}\n  tokenExpirationSeconds: 0\n", cp_yaml("ext-zero", "external"))).await;
     h.create_cp(&cp_yaml("old", "ocm")).await;
     let not_ready = |needle: &'static str| {
         move |cp: &kubeflex_operator::api::ControlPlane| {
             condition(cp, "Ready").is_some_and(|c| c.0 == "False" && c.2.contains(needle))
         }
     };
-    h.wait_cp("noref", 30, not_ready("bootstrapSecretRef is missing"))
-        .await;
+    // What `kflex validate` refuses (profile::check_spec), the operator
+    // reports as InvalidSpec, a reason that needs a person.
+    let invalid = |needle: &'static str| {
+        move |cp: &kubeflex_operator::api::ControlPlane| {
+            condition(cp, "Ready")
+                .is_some_and(|c| c.0 == "False" && c.1 == "InvalidSpec" && c.2.contains(needle))
+        }
+    };
+    h.wait_cp(
+        "noref",
+        30,
+        invalid("spec.bootstrapSecretRef: an external control plane needs"),
+    )
+    .await;
+    h.wait_cp(
+        "ext-zero",
+        30,
+        invalid("spec.tokenExpirationSeconds: 0 is not a lifetime"),
+    )
+    .await;
     h.wait_cp("ext-two", 30, not_ready("2 contexts")).await;
     h.wait_cp(
         "ext-far",
