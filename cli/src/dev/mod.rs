@@ -418,7 +418,8 @@ impl Live {
             // Home, clear, redraw: the table replaces itself.
             let mut out = String::from("\x1b[H\x1b[2J");
             out.push_str("kflex dev (SIMULATED hosting cluster) — Ctrl-C stops\n\n");
-            out.push_str(&view::render_table(&rows, &loose_refs));
+            let (_, width) = console::Term::stdout().size();
+            out.push_str(&view::render_table(&rows, &loose_refs, usize::from(width)));
             out.push('\n');
             out.push_str(&view::hint(
                 &self.kubeconfig,

@@ -90,8 +90,21 @@ pub fn loose_errors<'a>(cps: &[ControlPlane], errors: &'a [SyncFileError]) -> Ve
         .collect()
 }
 
-/// The live table.
-pub fn render_table(rows: &[Row], loose: &[&str]) -> String {
+/// `line` cut to `width` columns (an ellipsis marks the cut), so that a long
+/// error does not wrap and push the table off the screen.
+pub fn clip(line: &str, width: usize) -> String {
+    if width == 0 || line.chars().count() <= width {
+        return line.to_owned();
+    }
+    let mut out: String = line.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The live table, its rows cut to `width` columns (0: no limit) so a long
+/// error does not wrap through it; an error cut short is then shown whole
+/// below the table.
+pub fn render_table(rows: &[Row], loose: &[&str], width: usize) -> String {
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -105,7 +118,7 @@ pub fn render_table(rows: &[Row], loose: &[&str]) -> String {
             ]
         })
         .collect();
-    let mut out = table(
+    let full = table(
         &[
             "CONTROL PLANE",
             "TYPE",
@@ -116,6 +129,12 @@ pub fn render_table(rows: &[Row], loose: &[&str]) -> String {
         ],
         &body,
     );
+    let mut out: String = full.lines().map(|l| clip(l, width) + "\n").collect();
+    if out != full {
+        for r in rows.iter().filter(|r| !r.error.is_empty()) {
+            out.push_str(&format!("{}: {}\n", r.name, r.error));
+        }
+    }
     if rows.is_empty() {
         out.push_str("(no control planes yet: add a ControlPlane spec to the directory)\n");
     }
@@ -405,6 +424,35 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[test]
+    fn long_lines_are_cut_to_the_terminal_width_with_an_ellipsis() {
+        let line =
+            "edge1  k3s  True  True  14s  controlplanes/edge1.yaml:6:9: spec.type: unsupported";
+        assert_eq!(clip(line, 200), line);
+        let cut = clip(line, 40);
+        assert_eq!(cut.chars().count(), 40);
+        assert!(cut.ends_with('…') && line.starts_with(cut.trim_end_matches('…')));
+        // An unknown width (not a terminal) cuts nothing.
+        assert_eq!(clip(line, 0), line);
+
+        let rows = vec![row(
+            "edge1",
+            "True",
+            "controlplanes/edge1.yaml:6:9: spec.type: unsupported value",
+        )];
+        let wide = render_table(&rows, &[], 0);
+        assert_eq!(wide.lines().count(), 2, "{wide}");
+        let narrow = render_table(&rows, &[], 50);
+        assert!(
+            narrow.lines().take(2).all(|l| l.chars().count() <= 50),
+            "{narrow}"
+        );
+        assert!(
+            narrow.contains("edge1: controlplanes/edge1.yaml:6:9: spec.type: unsupported value\n"),
+            "the whole error below the table: {narrow}"
+        );
+    }
+
     fn row(name: &str, ready: &str, error: &str) -> Row {
         Row {
             name: name.into(),
@@ -446,7 +494,7 @@ mod tests {
             "True",
             "controlplanes/cp1.yaml:4:3: spec.type: bad",
         )];
-        let t = render_table(&rows, &["hooks/x.yaml:1:1: oops"]);
+        let t = render_table(&rows, &["hooks/x.yaml:1:1: oops"], 0);
         assert!(
             t.contains("controlplanes/cp1.yaml:4:3: spec.type: bad"),
             "{t}"
