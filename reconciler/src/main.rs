@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -13,14 +13,13 @@ use clap::Parser;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubeflex_operator::endpoints;
 use kubeflex_reconciler::apply::Cluster;
-use kubeflex_reconciler::inventory::Inventory;
 use kubeflex_reconciler::metrics::Metrics;
 use kubeflex_reconciler::plan::{MaxPrune, PruneOptions};
 use kubeflex_reconciler::reconcile::{Reconciler, Settings};
 use kubeflex_reconciler::source::{
     DirSource, GitAuth, GitSource, GitSourceConfig, Source, normalize_subdir, read_secret,
 };
-use kubeflex_reconciler::validate::{Kind, Limits, is_dns1123_label};
+use kubeflex_reconciler::validate::{Limits, is_dns1123_label};
 use kubeflex_reconciler::webhook::{Secret, Secrets, Webhook};
 use kubeflex_reconciler::{leader, metrics, watch, webhook};
 use tokio::sync::{Notify, mpsc};
@@ -257,23 +256,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     )
     .await;
 
-    let inventory = Arc::new(Mutex::new(Inventory::new(&args.name)));
-    let (drift_tx, drift_rx) = mpsc::unbounded_channel();
-    let mut synced = Vec::new();
-    let mut watches = Vec::new();
-    for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        synced.push(rx);
-        watches.push(tokio::spawn(watch::watch_inventory(
-            cluster.clone(),
-            kind,
-            args.name.clone(),
-            inventory.clone(),
-            tx,
-            drift_tx.clone(),
-        )));
-    }
-    watch::wait_synced(synced).await?;
+    let watch::Watched {
+        inventory,
+        drift: drift_rx,
+        tasks: watches,
+    } = watch::start_inventory(&cluster, &args.name).await?;
     let settings = Settings {
         name: args.name.clone(),
         url,

@@ -6,19 +6,17 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kubeflex_reconciler::apply::Cluster as Apis;
-use kubeflex_reconciler::inventory::Inventory;
 use kubeflex_reconciler::metrics::Metrics;
 use kubeflex_reconciler::names::{ANNOTATION_COMMIT, ANNOTATION_PATH, LABEL_SOURCE};
 use kubeflex_reconciler::plan::PruneOptions;
 use kubeflex_reconciler::reconcile::{Outcome, Reconciler, Settings};
 use kubeflex_reconciler::source::{GitSource, GitSourceConfig, Source};
-use kubeflex_reconciler::validate::Kind;
-use kubeflex_reconciler::watch::{ObjectEvent, wait_synced, watch_inventory};
+use kubeflex_reconciler::watch::ObjectEvent;
 use support::{Cluster, GitDaemon, Upstream, cp, cp_with_vars, eventually, git};
 use tokio::sync::mpsc;
 
@@ -41,23 +39,13 @@ async fn harness(cluster: &Cluster, name: &str, url: &str, cache: std::path::Pat
     config.path = "controlplanes".to_owned();
     let source: Arc<dyn Source> = Arc::new(GitSource::new(config).unwrap());
     let apis = Apis::new(cluster.client.clone());
-    let inventory = Arc::new(Mutex::new(Inventory::new(name)));
-    let (tx, drift) = mpsc::unbounded_channel();
-    let mut synced = Vec::new();
-    let mut tasks = Vec::new();
-    for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
-        let (stx, srx) = tokio::sync::watch::channel(false);
-        synced.push(srx);
-        tasks.push(tokio::spawn(watch_inventory(
-            apis.clone(),
-            kind,
-            name.to_owned(),
-            inventory.clone(),
-            stx,
-            tx.clone(),
-        )));
-    }
-    wait_synced(synced).await.unwrap();
+    let kubeflex_reconciler::watch::Watched {
+        inventory,
+        drift,
+        tasks,
+    } = kubeflex_reconciler::watch::start_inventory(&apis, name)
+        .await
+        .unwrap();
     let settings = Settings {
         name: name.to_owned(),
         url: url.to_owned(),

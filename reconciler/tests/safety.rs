@@ -454,26 +454,12 @@ async fn lib(
     source: std::sync::Arc<dyn kubeflex_reconciler::source::Source>,
     url: &str,
 ) -> Lib {
-    use kubeflex_reconciler::inventory::Inventory;
-    use kubeflex_reconciler::validate::Kind;
-    use kubeflex_reconciler::watch::{wait_synced, watch_inventory};
     let apis = kubeflex_reconciler::apply::Cluster::new(cluster.client.clone());
-    let inventory = std::sync::Arc::new(std::sync::Mutex::new(Inventory::new(name)));
-    let (tx, _drift) = tokio::sync::mpsc::unbounded_channel();
-    let (mut synced, mut tasks) = (Vec::new(), Vec::new());
-    for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
-        let (stx, srx) = tokio::sync::watch::channel(false);
-        synced.push(srx);
-        tasks.push(tokio::spawn(watch_inventory(
-            apis.clone(),
-            kind,
-            name.to_owned(),
-            inventory.clone(),
-            stx,
-            tx.clone(),
-        )));
-    }
-    wait_synced(synced).await.unwrap();
+    let kubeflex_reconciler::watch::Watched {
+        inventory, tasks, ..
+    } = kubeflex_reconciler::watch::start_inventory(&apis, name)
+        .await
+        .unwrap();
     let settings = kubeflex_reconciler::reconcile::Settings {
         name: name.to_owned(),
         url: url.to_owned(),

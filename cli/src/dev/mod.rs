@@ -19,13 +19,11 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kubeflex_operator::config::OperatorConfig;
 use kubeflex_operator::context::{ProbeMode, Settings as OperatorSettings};
 use kubeflex_reconciler::apply::Cluster;
-use kubeflex_reconciler::inventory::Inventory;
 use kubeflex_reconciler::plan::{MaxPrune, PruneOptions};
 use kubeflex_reconciler::reconcile::{Reconciler, Settings};
 use kubeflex_reconciler::source::{
     DirSource, GitSource, GitSourceConfig, Source, normalize_subdir,
 };
-use kubeflex_reconciler::validate::Kind;
 use kubeflex_reconciler::{leader, watch};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
@@ -274,23 +272,11 @@ async fn spawn_reconciler(
         l = lease => l,
         _ = stop.changed() => anyhow::bail!("stopped while waiting for the reconciler's lease"),
     };
-    let inventory = Arc::new(Mutex::new(Inventory::new(SYNC_NAME)));
-    let (drift_tx, drift_rx) = mpsc::unbounded_channel();
-    let mut synced = Vec::new();
-    let mut watches = Vec::new();
-    for kind in [Kind::ControlPlane, Kind::PostCreateHook] {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        synced.push(rx);
-        watches.push(tokio::spawn(watch::watch_inventory(
-            cluster.clone(),
-            kind,
-            SYNC_NAME.into(),
-            inventory.clone(),
-            tx,
-            drift_tx.clone(),
-        )));
-    }
-    watch::wait_synced(synced).await?;
+    let watch::Watched {
+        inventory,
+        drift: drift_rx,
+        tasks: watches,
+    } = watch::start_inventory(&cluster, SYNC_NAME).await?;
     let settings = Settings {
         name: SYNC_NAME.into(),
         url,
