@@ -844,11 +844,9 @@ mod tests {
     use super::*;
     use crate::source::DirSource;
 
-    #[tokio::test]
-    async fn a_missing_path_is_an_error_not_an_empty_repository() {
-        let dir = tempfile::tempdir().unwrap();
-        let source: Arc<dyn Source> = Arc::new(DirSource::new(dir.path(), "tenants").unwrap());
-        let err = read(
+    /// What a pass's read of `source` fails with (nothing known, no limits).
+    async fn read_error(source: Arc<dyn Source>) -> Error {
+        read(
             Fetched::from_source(source, None).await,
             None,
             &BTreeMap::new(),
@@ -858,7 +856,14 @@ mod tests {
         )
         .await
         .err()
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_missing_path_is_an_error_not_an_empty_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let source: Arc<dyn Source> = Arc::new(DirSource::new(dir.path(), "tenants").unwrap());
+        let err = read_error(source).await;
         assert_eq!(err.category(), "path");
     }
 
@@ -870,17 +875,7 @@ mod tests {
             dir.path().join("cache"),
         );
         let source: Arc<dyn Source> = Arc::new(crate::source::GitSource::new(config).unwrap());
-        let err = read(
-            Fetched::from_source(source, None).await,
-            None,
-            &BTreeMap::new(),
-            ClusterView::default(),
-            BTreeSet::new(),
-            Limits::default(),
-        )
-        .await
-        .err()
-        .unwrap();
+        let err = read_error(source).await;
         assert_eq!(err.category(), "fetch");
         assert!(err.is_transient());
     }

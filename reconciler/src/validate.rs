@@ -27,7 +27,9 @@ use kubeflex_operator::api::{
 };
 
 pub use meta::{is_dns1123_label, is_dns1123_subdomain};
-pub use report::{Document, FileStatus, Object, Problem, ProblemKind, Report, Severity};
+pub use report::{
+    Document, FileStatus, Object, Problem, ProblemKind, Report, Severity, write_located,
+};
 
 use references::{check_duplicates, check_hook_references};
 

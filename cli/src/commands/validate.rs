@@ -55,14 +55,14 @@ impl From<&Problem> for Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.path, self.pos)?;
-        if self.severity == Severity::Warning {
-            f.write_str("warning: ")?;
-        }
-        if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
-        }
-        f.write_str(&self.message)
+        kubeflex_reconciler::validate::write_located(
+            f,
+            &self.path,
+            self.pos,
+            self.severity,
+            self.field.as_deref(),
+            &self.message,
+        )
     }
 }
 

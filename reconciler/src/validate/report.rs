@@ -99,15 +99,35 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.path, self.pos)?;
-        if self.severity == Severity::Warning {
-            f.write_str("warning: ")?;
-        }
-        if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
-        }
-        f.write_str(&self.message)
+        write_located(
+            f,
+            &self.path,
+            self.pos,
+            self.severity,
+            self.field.as_deref(),
+            &self.message,
+        )
     }
+}
+
+/// `path:line:column: [warning: ][field: ]message`, the one form every
+/// problem is shown in (the reconciler's log and status, `kflex validate`).
+pub fn write_located(
+    f: &mut fmt::Formatter<'_>,
+    path: &str,
+    pos: Pos,
+    severity: Severity,
+    field: Option<&str>,
+    message: &str,
+) -> fmt::Result {
+    write!(f, "{path}:{pos}: ")?;
+    if severity == Severity::Warning {
+        f.write_str("warning: ")?;
+    }
+    if let Some(field) = field {
+        write!(f, "{field}: ")?;
+    }
+    f.write_str(message)
 }
 
 /// A typed object that passed validation.
