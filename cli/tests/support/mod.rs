@@ -17,6 +17,35 @@ use kubeflex_operator::context::{ProbeMode, Settings};
 use kubeflex_operator::metrics::Metrics;
 use kubeflex_testenv::TestEnv;
 
+/// Every line a child writes to its piped stdout and stderr, collected as it
+/// comes by one reader thread per stream (each ends at end of file).
+pub fn collect_lines(child: &mut std::process::Child) -> Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::BufRead as _;
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let streams = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    lines
+}
+
 pub struct Env {
     pub env: TestEnv,
     /// testenv's admin: sets up and observes; the operator never runs as it.
